@@ -1,0 +1,32 @@
+# Two commands for a newcomer: `make run` and `make test`. Both install what is missing first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip --disable-pip-version-check -q
+# torch comes first and pinned: an unpinned install pulls a multi-GB CUDA build.
+CONSTRAINTS := -c constraints.txt
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run test examples bench eval clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install $(CONSTRAINTS) -e '.[dev]'
+	touch $@
+
+run: install
+	$(BIN)/km ingest examples/corpus --index example
+	KM_INDEX=example $(BIN)/km serve
+
+test: install
+	$(BIN)/python -m pytest
+
+examples: install
+	$(BIN)/python examples/build_examples.py
+
+clean:
+	rm -rf $(VENV) indexes/*/ .pytest_cache

@@ -1,0 +1,1 @@
+"""Ingestion: discover files, parse them into Documents, chunk, embed, publish an index snapshot."""

@@ -1,0 +1,88 @@
+"""Structure-aware chunking: Document -> Chunks.
+
+A chunk never spans two sections, so each one keeps an exact heading path and deep link. Long
+sections are cut into windows of whole sentences (about `chunk_words` words each) that repeat the
+last `overlap` words of the previous window, so an answer that falls on a boundary is still whole
+in one of them. The embedding model truncates at 256 word pieces (~190 English words), which bounds
+useful window sizes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from km_search.types import Chunk, Document, Section
+
+_SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n+")
+
+
+def deep_link(path: str, section: Section) -> str:
+    if section.anchor:
+        return f"{path}#{section.anchor}"
+    if section.page is not None:
+        return f"{path}#page={section.page}"
+    return path
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences and lines, with their trailing whitespace dropped; never empty strings."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def _word_pieces(sentence: str, max_words: int) -> Iterator[str]:
+    """A sentence longer than a whole window is cut into window-sized runs of words."""
+    words = sentence.split()
+    for i in range(0, len(words), max_words):
+        yield " ".join(words[i : i + max_words])
+
+
+def window_text(text: str, max_words: int, overlap: int) -> list[str]:
+    """Pack sentences into windows of at most `max_words` words, overlapping by about `overlap` words."""
+    units: list[str] = []
+    for sentence in split_sentences(text):
+        units.extend(_word_pieces(sentence, max_words))
+    windows: list[str] = []
+    current: list[str] = []
+    count = 0
+    for unit in units:
+        n = len(unit.split())
+        if current and count + n > max_words:
+            windows.append(" ".join(current))
+            # carry whole trailing sentences worth at most `overlap` words into the next window
+            carried: list[str] = []
+            carried_words = 0
+            for prev in reversed(current):
+                w = len(prev.split())
+                if carried_words + w > overlap:
+                    break
+                carried.insert(0, prev)
+                carried_words += w
+            current, count = carried, carried_words
+        current.append(unit)
+        count += n
+    if current:
+        tail = " ".join(current)
+        # a tail made only of carried-over words adds nothing new
+        if not windows or not windows[-1].endswith(tail):
+            windows.append(tail)
+    return windows
+
+
+def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    for section in doc.sections:
+        for text in window_text(section.text, max_words, overlap):
+            chunks.append(
+                Chunk(
+                    doc_path=doc.path,
+                    ordinal=len(chunks),
+                    text=text,
+                    source=deep_link(doc.path, section),
+                    title=doc.title,
+                    heading_path=section.heading_path,
+                    page=section.page,
+                    anchor=section.anchor,
+                )
+            )
+    return chunks

@@ -1,0 +1,35 @@
+"""One parser per file format behind one interface: `parse(path, rel_path) -> Document`.
+
+A parser raises km_search.errors.ParseError with a human-readable reason for a file it cannot read;
+the pipeline records that reason in the ingest report and carries on with the other files.
+Adding a format = one module with EXTENSIONS and parse(), registered in PARSERS below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from km_search.types import Document
+
+from . import docx, html, markdown, pdf, text
+
+Parser = Callable[[Path, str], Document]
+
+PARSERS: dict[str, Parser] = {}
+for _module in (pdf, docx, markdown, html, text):
+    for _ext in _module.EXTENSIONS:
+        PARSERS[_ext] = _module.parse
+
+
+def parser_for(path: Path) -> Parser | None:
+    return PARSERS.get(path.suffix.lower())
+
+
+def parse_file(path: Path, rel_path: str) -> Document:
+    parser = parser_for(path)
+    if parser is None:
+        from km_search.errors import ParseError
+
+        raise ParseError(f"unsupported file type '{path.suffix}'")
+    return parser(path, rel_path)

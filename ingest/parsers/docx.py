@@ -1,0 +1,163 @@
+"""DOCX: 'Heading N' paragraphs cut sections; tables are kept in place as ' | '-joined rows.
+
+The anchor is the heading's slug (as for Markdown): Word has no URL fragments, so `file.docx#slug`
+only tells a reader which heading to look for.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docx
+from docx.document import Document as DocxDocument
+from docx.oxml.ns import qn
+from docx.table import Table, _Row
+from docx.text.paragraph import Paragraph
+
+from km_search.errors import ParseError
+from km_search.types import Document, DocumentMeta
+
+from ._common import (
+    SectionBuilder,
+    SlugDeduper,
+    collapse,
+    iso_date,
+    path_of,
+    push_heading,
+    read_bytes,
+    scalar_str,
+    split_names,
+    split_tags,
+)
+
+EXTENSIONS: tuple[str, ...] = (".docx",)
+
+_HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
+_P, _TBL, _SDT = qn("w:p"), qn("w:tbl"), qn("w:sdt")
+
+
+def parse(path: Path, rel_path: str) -> Document:
+    read_bytes(path)  # a 0-byte file is "empty", not "not a valid DOCX"
+    try:
+        doc = docx.Document(str(path))
+    except Exception as exc:  # noqa: BLE001 - bad zip, missing parts, broken XML all land here
+        raise ParseError(f"not a valid DOCX: {exc}") from exc
+    core = core_fields(doc)
+    sections, title_para, first_heading = build_sections(doc, core.get("title"))
+    meta = DocumentMeta(
+        title=core.get("title") or title_para or first_heading or path.stem,
+        authors=split_names(core.get("author", "")),
+        created=core.get("created"),
+        modified=core.get("modified"),
+        doc_type=core.get("category"),
+        tags=split_tags(core.get("keywords", "")),
+        status=core.get("content_status"),
+        extra={k: core[k] for k in ("subject", "language") if core.get(k)},
+    )
+    return Document(path=rel_path, format="docx", sections=sections, meta=meta)
+
+
+def core_fields(doc: DocxDocument) -> dict[str, str]:
+    """The core properties as strings (dates ISO); one unreadable property must not cost the rest."""
+    out: dict[str, str] = {}
+    try:
+        props = doc.core_properties
+    except Exception:  # noqa: BLE001
+        return out
+    for name in ("title", "author", "keywords", "category", "subject", "content_status", "language"):
+        try:
+            value = scalar_str(getattr(props, name))
+        except Exception:  # noqa: BLE001
+            continue
+        if value:
+            out[name] = value
+    for name in ("created", "modified"):
+        try:
+            value = iso_date(getattr(props, name))
+        except Exception:  # noqa: BLE001
+            continue
+        if value:
+            out[name] = value
+    return out
+
+
+def body_blocks(doc: DocxDocument) -> Iterator[Paragraph | Table]:
+    """Paragraphs and tables in document order, looking inside content controls (<w:sdt>)."""
+    todo = list(doc.element.body.iterchildren())
+    todo.reverse()
+    while todo:
+        el = todo.pop()
+        if el.tag == _P:
+            yield Paragraph(el, doc)
+        elif el.tag == _TBL:
+            yield Table(el, doc)
+        elif el.tag == _SDT:
+            content = el.find(qn("w:sdtContent"))
+            if content is not None:
+                todo.extend(reversed(list(content.iterchildren())))
+
+
+def style_name(paragraph: Paragraph) -> str:
+    try:
+        return (paragraph.style.name or "") if paragraph.style is not None else ""
+    except Exception:  # noqa: BLE001 - a dangling style reference
+        return ""
+
+
+def is_list_item(paragraph: Paragraph) -> bool:
+    ppr = paragraph._p.pPr
+    return (ppr is not None and ppr.numPr is not None) or style_name(paragraph).lower().startswith("list")
+
+
+def build_sections(doc: DocxDocument, core_title: str | None) -> tuple[tuple, str | None, str | None]:
+    """Sections, the text of the first 'Title' paragraph, and the first heading (title fallbacks)."""
+    builder, stack, slugs = SectionBuilder(), (), SlugDeduper()
+    title_para: str | None = None
+    first_heading: str | None = None
+    for block in body_blocks(doc):
+        if isinstance(block, Table):
+            for line in table_lines(block):
+                builder.add(line)
+            continue
+        text = block.text or ""
+        style = style_name(block)
+        heading = _HEADING_STYLE.match(style.strip())
+        if heading and collapse(text):
+            title = collapse(text)
+            first_heading = first_heading or title
+            stack = push_heading(stack, int(heading[1]), title)
+            builder.cut(path_of(stack), slugs(title))
+        elif style.strip().lower() == "title" and title_para is None and collapse(text):
+            title_para = collapse(text)
+            if core_title and core_title != title_para:
+                builder.add(text)
+        else:
+            builder.add(("- " if is_list_item(block) and text.strip() else "") + text)
+    return builder.finish(), title_para, first_heading
+
+
+def table_lines(table: Table) -> list[str]:
+    """One line per row, cells joined with ' | '; a merged cell is written once."""
+    lines: list[str] = []
+    for tr in table._tbl.tr_lst:
+        cells = row_cells(tr, table)
+        line = " | ".join(c for c in cells if c)
+        if line:
+            lines.append(line)
+    return lines
+
+
+def row_cells(tr: Any, table: Table) -> list[str]:
+    """The row's cell texts; rows python-docx cannot lay out fall back to their raw text runs."""
+    try:
+        cells, seen = [], []  # seen holds the elements, so identity checks stay valid
+        for cell in _Row(tr, table).cells:
+            if not any(cell._tc is tc for tc in seen):
+                seen.append(cell._tc)
+                cells.append(collapse(cell.text))
+        return cells
+    except Exception:  # noqa: BLE001
+        return [collapse("".join(t.text or "" for t in tc.iter(qn("w:t")))) for tc in tr.iterchildren(qn("w:tc"))]

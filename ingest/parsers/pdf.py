@@ -1,0 +1,183 @@
+"""PDF: one section per page (deep links are #page=N), headings from the outline when there is one."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from pypdf import PdfReader
+from pypdf.errors import DependencyError
+
+from km_search.errors import ParseError
+from km_search.types import Document, DocumentMeta, Section
+
+from ._common import collapse, iso_date, normalize_lines, read_bytes, require_text, split_names, split_tags
+
+EXTENSIONS: tuple[str, ...] = (".pdf",)
+
+NO_TEXT = "no extractable text (scanned PDF? OCR is not supported)"
+_MAX_TITLE = 200
+_MIN_PAGES_FOR_RUNNING = 4
+_DIGITS = re.compile(r"\d+")
+# Values PDF producers write when the author left a field blank (reportlab: 'untitled', 'anonymous').
+_PLACEHOLDERS = frozenset({"untitled", "unspecified", "anonymous", "unknown", "none"})
+
+# pypdf logs a warning for every small defect it repairs; the ingest report is where problems go.
+logging.getLogger("pypdf").setLevel(logging.ERROR)
+
+
+def parse(path: Path, rel_path: str) -> Document:
+    read_bytes(path)  # a 0-byte file is "empty", not "not a valid PDF"
+    reader = open_reader(path)
+    try:
+        texts = [page_text(page) for page in reader.pages]
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds of errors on broken files
+        raise ParseError(f"not a valid PDF: {exc}") from exc
+    if not any(texts):
+        raise ParseError(NO_TEXT)
+    meta = meta_of(reader, texts)  # before stripping: a running header may be the best title we have
+    paths = page_heading_paths(reader, len(texts))
+    texts = strip_running_lines(texts)
+    sections = require_text(Section(t, paths[i], None, i + 1) for i, t in enumerate(texts) if t)
+    return Document(path=rel_path, format="pdf", sections=sections, meta=meta)
+
+
+def open_reader(path: Path) -> PdfReader:
+    """A readable, decrypted reader; broken and password-protected files become ParseErrors."""
+    try:
+        reader = PdfReader(path)
+        encrypted = reader.is_encrypted
+    except Exception as exc:  # noqa: BLE001
+        raise ParseError(f"not a valid PDF: {exc}") from exc
+    if encrypted:
+        try:
+            ok = reader.decrypt("")
+        except DependencyError as exc:
+            raise ParseError(f"encrypted PDF: cannot decrypt ({exc})") from exc
+        except Exception as exc:  # noqa: BLE001
+            raise ParseError("encrypted PDF: needs a password") from exc
+        if not ok:
+            raise ParseError("encrypted PDF: needs a password")
+    return reader
+
+
+def page_text(page: Any) -> str:
+    """A page's text, lines kept; a page pypdf cannot read counts as a page without text."""
+    try:
+        return normalize_lines(page.extract_text() or "")
+    except Exception:  # noqa: BLE001 - one bad page must not lose the whole document
+        return ""
+
+
+def strip_running_lines(texts: list[str]) -> list[str]:
+    """Drop running headers and footers: edge lines that repeat (page numbers aside) on most pages.
+
+    They would otherwise sit in every passage and match every query about the document's title.
+    """
+    pages = [t.split("\n") if t else [] for t in texts]
+    if len(pages) < _MIN_PAGES_FOR_RUNNING:
+        return texts
+    counts: dict[str, int] = {}
+    for lines in pages:
+        for key in {_DIGITS.sub("#", line) for line in lines[:2] + lines[-2:]}:
+            counts[key] = counts.get(key, 0) + 1
+    running = {key for key, n in counts.items() if n >= len(pages) / 2}
+
+    def strip(lines: list[str]) -> str:
+        edges = set(range(2)) | set(range(len(lines) - 2, len(lines)))
+        return "\n".join(line for i, line in enumerate(lines) if i not in edges or _DIGITS.sub("#", line) not in running)
+
+    return [strip(lines) for lines in pages]
+
+
+def outline_entries(reader: PdfReader) -> list[tuple[int, tuple[str, ...]]]:
+    """(0-based page, heading path) for every outline entry, in outline order; [] if unreadable."""
+    entries: list[tuple[int, tuple[str, ...]]] = []
+
+    def visit(items: list, parents: tuple[str, ...]) -> None:
+        last: tuple[str, ...] = parents
+        for item in items:
+            if isinstance(item, list):
+                visit(item, last)
+                continue
+            title = collapse(str(getattr(item, "title", "") or ""))
+            if not title:
+                continue
+            last = (*parents, title)
+            page = reader.get_destination_page_number(item)
+            if page is not None and page >= 0:
+                entries.append((page, last))
+
+    try:
+        visit(reader.outline, ())
+    except Exception:  # noqa: BLE001 - a broken outline only costs the headings
+        return []
+    return entries
+
+
+def page_heading_paths(reader: PdfReader, n_pages: int) -> list[tuple[str, ...]]:
+    """Each page gets the path of the last outline entry that starts on or before it."""
+    entries = sorted(outline_entries(reader), key=lambda e: e[0])  # stable: outline order per page
+    paths: list[tuple[str, ...]] = []
+    current: tuple[str, ...] = ()
+    k = 0
+    for page in range(n_pages):
+        while k < len(entries) and entries[k][0] <= page:
+            current = entries[k][1]
+            k += 1
+        paths.append(current)
+    return paths
+
+
+def meta_of(reader: PdfReader, texts: list[str]) -> DocumentMeta:
+    """Document info first, XMP where info is silent, the first line of text as a last-resort title."""
+    info = info_dict(reader)
+    xmp = xmp_fields(reader)
+    first_line = next((line for t in texts for line in t.split("\n") if line.strip()), "")
+    title = info.get("/Title") or xmp.get("title") or (first_line if len(first_line) <= _MAX_TITLE else "")
+    extra = {"subject": info["/Subject"]} if info.get("/Subject") else {}
+    return DocumentMeta(
+        title=title,
+        authors=split_names(info.get("/Author", "")) or xmp.get("authors", ()),
+        created=iso_date(info.get("/CreationDate")) or xmp.get("created"),
+        modified=iso_date(info.get("/ModDate")) or xmp.get("modified"),
+        tags=split_tags(info.get("/Keywords", "")),
+        extra=extra,
+    )
+
+
+def info_dict(reader: PdfReader) -> dict[str, str]:
+    """The /Info entries as plain strings, placeholders dropped; a damaged dictionary is treated as empty."""
+    try:
+        info = reader.metadata or {}
+        values = {str(k): collapse(str(info[k])) for k in info if info[k] is not None}
+    except Exception:  # noqa: BLE001
+        return {}
+    return {k: v for k, v in values.items() if v and v.lower() not in _PLACEHOLDERS}
+
+
+def xmp_fields(reader: PdfReader) -> dict[str, Any]:
+    """dc:title, dc:creator and the xmp dates; malformed XMP yields what could be read, or nothing."""
+    out: dict[str, Any] = {}
+    try:
+        xmp = reader.xmp_metadata
+    except Exception:  # noqa: BLE001
+        return out
+    if xmp is None:
+        return out
+    readers = {
+        "title": lambda: collapse(next(iter((xmp.dc_title or {}).values()), "") or ""),
+        "authors": lambda: tuple(a for a in (collapse(str(c)) for c in xmp.dc_creator or ()) if a),
+        "created": lambda: iso_date(xmp.xmp_create_date),
+        "modified": lambda: iso_date(xmp.xmp_modify_date),
+    }
+    for key, read in readers.items():
+        try:
+            value = read()
+        except Exception:  # noqa: BLE001
+            continue
+        if value:
+            out[key] = value
+    return out

@@ -1,0 +1,205 @@
+"""The `km` command: ingest, search, serve, stats. Heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import KmError, NothingToPublish
+from .settings import Settings, get_settings
+
+app = typer.Typer(help="km-search: semantic search over your organization's documents.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+IndexOpt = Annotated[Optional[str], typer.Option("--index", "-i", help="Index name (default: KM_INDEX or 'default').")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+    index: IndexOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Parse, chunk and embed documents into a new snapshot of the index, then publish it.
+
+    Exits 0 when a snapshot was published, even if some files failed (they are in the report).
+    """
+    from rich.console import Console
+
+    from ingest.pipeline import ingest as run_ingest
+
+    settings = _settings()
+    try:
+        report = run_ingest(paths, settings, index=index, progress=not as_json and sys.stderr.isatty())
+    except NothingToPublish as exc:
+        if as_json and exc.report is not None:
+            typer.echo(json.dumps(exc.report.to_json(), indent=2))
+        elif exc.report is not None:
+            _print_failures(Console(stderr=True), exc.report.failed)
+        _fail(str(exc))
+    except KmError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+        return
+    console = Console()
+    console.print(
+        f"[bold green]published[/] index '{report.index}' snapshot {report.snapshot}: "
+        f"{report.documents} documents, {report.chunks} passages in {report.took_s:.1f} s"
+        + (f", {report.skipped} unsupported files skipped" if report.skipped else "")
+    )
+    _print_failures(console, report.failed)
+
+
+def _print_failures(console, failed: list[dict[str, str]]) -> None:
+    if not failed:
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(failed)} file(s) failed", title_justify="left")
+    table.add_column("file")
+    table.add_column("reason")
+    for f in failed:
+        table.add_row(f["path"], f["error"])
+    console.print(table)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The question or keywords.")],
+    index: IndexOpt = None,
+    k: Annotated[int, typer.Option("-k", help="How many passages.")] = 10,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or lexical.")] = "hybrid",
+    as_json: JsonOpt = False,
+) -> None:
+    """Search an index from the command line."""
+    from .service import SearchService
+
+    logging.disable(logging.WARNING)
+    try:
+        result = SearchService(_settings(), index).search(query, k=k, mode=mode)  # type: ignore[arg-type]
+    except KmError as exc:
+        _fail(str(exc))
+    if as_json:
+        from .api import HitOut
+
+        typer.echo(json.dumps({"hits": [HitOut.of(h).model_dump() for h in result.hits]}, indent=2))
+        return
+    from rich.console import Console
+
+    console = Console()
+    if not result.hits:
+        console.print("no results")
+    for rank, hit in enumerate(result.hits, start=1):
+        heading = " › ".join(hit.heading_path)
+        console.print(f"[bold]{rank}. {hit.title}[/]  [dim]{heading}[/]  score {hit.score:.3f}")
+        console.print(f"   [cyan]{hit.source}[/]")
+        console.print("   " + hit.text[:300].replace("\n", " ") + ("…" if len(hit.text) > 300 else ""), markup=False)
+
+
+@app.command()
+def serve(
+    index: IndexOpt = None,
+    host: Annotated[Optional[str], typer.Option(help="Bind address (default KM_HOST).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default KM_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from .api import create_app
+    from .service import SearchService
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app_ = create_app(settings, SearchService(settings, index))
+    uvicorn.run(app_, host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+@app.command()
+def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Show what an index holds."""
+    from .store import Snapshot
+
+    settings = _settings()
+    name = index or settings.index
+    try:
+        snapshot = Snapshot.open(settings.index_path(name), name)
+    except KmError as exc:
+        _fail(str(exc))
+    data = snapshot.describe()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        for key, value in data.items():
+            typer.echo(f"{key:>10}: {value}")
+
+
+@app.command(name="eval")
+def evaluate(
+    set_dir: Annotated[Path, typer.Argument(help="A labelled set: corpus.jsonl+qrels.tsv (passages) and/or docs/+gold.jsonl (end to end).")],
+    kind: Annotated[str, typer.Option(help="passages, e2e or both (default: whatever the set has).")] = "auto",
+    modes: Annotated[str, typer.Option("--modes", help="Comma-separated retrieval modes to compare.")] = "hybrid",
+    docs: Annotated[Optional[Path], typer.Option(help="Documents to ingest for e2e (default SET_DIR/docs).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure retrieval quality (nDCG@10, Recall@10/100, MRR@10, Hit@k, latency) on a labelled set."""
+    from .embedding import Embedder
+    from .evaluation import evaluate_end_to_end, evaluate_passages
+    from .service import SearchService
+
+    settings = _settings()
+    embedder = Embedder(settings.model, settings.embed_batch_size)
+
+    def service_factory(tmp: Path) -> SearchService:
+        return SearchService(settings.model_copy(update={"index_dir": tmp}), "eval", embedder=embedder)
+
+    kinds = [kind] if kind != "auto" else [
+        k for k, marker in (("passages", "qrels.tsv"), ("e2e", "gold.jsonl")) if (set_dir / marker).exists()
+    ]
+    if not kinds:
+        _fail(f"{set_dir} holds neither qrels.tsv (a passage set) nor gold.jsonl (an end-to-end set)")
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    results = []
+    for k in kinds:
+        if k == "passages":
+            by_mode = evaluate_passages(set_dir, service_factory, mode_list)
+        else:
+            by_mode = evaluate_end_to_end(set_dir, service_factory, mode_list, docs=docs)
+        results.extend({"set": set_dir.name, "kind": k, "mode": m, **metrics} for m, metrics in by_mode.items())
+    if as_json:
+        typer.echo(json.dumps({"results": results}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = [c for c in ("nDCG@10", "Recall@10", "Recall@100", "MRR@10", "Hit@1", "Hit@5", "Hit@10", "latency_p50_ms")
+               if any(c in r for r in results)]
+    table = Table(title=f"{set_dir.name}: {results[0]['queries']} queries")
+    for c in ("kind", "mode", *columns):
+        table.add_column(c)
+    for r in results:
+        table.add_row(r["kind"], r["mode"], *[f"{r[c]:.3f}" if c in r else "" for c in columns])
+    Console().print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Domain errors. Each message says what happened and what to do about it."""
+
+
+class KmError(Exception):
+    """Base class: the HTTP layer maps these to one error shape, the CLI to one line on stderr."""
+
+    status_code = 500
+
+
+class IndexNotFound(KmError):
+    status_code = 503
+
+    def __init__(self, name: str, where: str):
+        super().__init__(
+            f"index '{name}' has no published snapshot under {where}: "
+            f"build it with `km ingest PATH --index {name}`"
+        )
+
+
+class IndexMismatch(KmError):
+    status_code = 503
+
+
+class BadQuery(KmError):
+    status_code = 422
+
+
+class ParseError(KmError):
+    """A file could not be turned into a Document; the ingest report shows the reason."""
+
+    status_code = 422
+
+
+class NothingToPublish(KmError):
+    """Ingest found nothing it could index; the previous snapshot stays published."""
+
+    status_code = 400
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report

@@ -1,0 +1,44 @@
+"""Highlighted snippets: the densest window of query terms in a passage, with <mark> around matches."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from .lexical import query_terms
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _matches(word: str, terms: list[str]) -> bool:
+    """Prefix match approximates stemming: 'deploy' marks 'deployment' and 'deploys'."""
+    w = word.lower()
+    return any(w == t or (len(t) >= 4 and w.startswith(t[: max(4, len(t) - 2)])) for t in terms)
+
+
+def snippet(text: str, query: str, max_words: int = 40) -> str:
+    """HTML-safe excerpt of `text` around the best cluster of query terms, matches in <mark>."""
+    terms = query_terms(query)
+    words = list(_WORD.finditer(text))
+    if not words:
+        return html.escape(text[:300])
+    hit = [_matches(m.group(), terms) for m in words]
+    best_start, best_count = 0, -1
+    for start in range(0, max(1, len(words) - max_words + 1)):
+        count = sum(hit[start : start + max_words])
+        if count > best_count:
+            best_start, best_count = start, count
+    end_index = min(len(words), best_start + max_words) - 1
+    lo, hi = words[best_start].start(), words[end_index].end()
+    parts: list[str] = ["… " if lo > 0 else ""]
+    cursor = lo
+    for i in range(best_start, end_index + 1):
+        if hit[i]:
+            m = words[i]
+            parts.append(html.escape(text[cursor : m.start()]))
+            parts.append(f"<mark>{html.escape(m.group())}</mark>")
+            cursor = m.end()
+    parts.append(html.escape(text[cursor:hi]))
+    if hi < len(text):
+        parts.append(" …")
+    return "".join(parts)

@@ -1,0 +1,54 @@
+from ingest.chunking import chunk_document, deep_link, split_sentences, window_text
+from km_search.types import Document, DocumentMeta, Section
+
+
+def test_split_sentences_keeps_lines_and_sentences():
+    assert split_sentences("One. Two?  Three!\nFour\n\nFive: six") == ["One.", "Two?", "Three!", "Four", "Five:", "six"]
+    assert split_sentences("  \n ") == []
+
+
+def test_short_text_is_one_window():
+    assert window_text("A short passage. Two sentences.", 50, 10) == ["A short passage. Two sentences."]
+
+
+def test_windows_respect_size_and_overlap_whole_sentences():
+    sentences = [f"Sentence number {i} has six words." for i in range(20)]  # 6 words each
+    windows = window_text(" ".join(sentences), max_words=30, overlap=12)
+    assert all(len(w.split()) <= 30 for w in windows)
+    # every sentence appears somewhere, in order
+    joined = " ".join(windows)
+    for s in sentences:
+        assert s in joined
+    # consecutive windows share the carried sentences (12 words = 2 sentences)
+    for a, b in zip(windows, windows[1:]):
+        tail = " ".join(a.split()[-12:])
+        assert b.startswith(tail)
+
+
+def test_overlong_sentence_is_cut_by_words():
+    text = " ".join(f"w{i}" for i in range(250))
+    windows = window_text(text, max_words=100, overlap=0)
+    assert [len(w.split()) for w in windows] == [100, 100, 50]
+
+
+def test_chunks_never_straddle_sections_and_carry_links():
+    doc = Document(
+        path="guide/setup.html",
+        format="html",
+        meta=DocumentMeta(title="Setup guide"),
+        sections=(
+            Section("Install the VPN client first.", ("Setup guide", "VPN"), anchor="vpn"),
+            Section("Then request a laptop.", ("Setup guide", "Laptop"), anchor="laptop"),
+        ),
+    )
+    chunks = chunk_document(doc, 100, 10)
+    assert [c.source for c in chunks] == ["guide/setup.html#vpn", "guide/setup.html#laptop"]
+    assert [c.ordinal for c in chunks] == [0, 1]
+    assert chunks[1].heading_path == ("Setup guide", "Laptop")
+    assert chunks[0].indexed_text() == "Setup guide > VPN\nInstall the VPN client first."
+
+
+def test_deep_link_prefers_anchor_then_page():
+    assert deep_link("a.pdf", Section("x", page=3)) == "a.pdf#page=3"
+    assert deep_link("a.md", Section("x", anchor="intro")) == "a.md#intro"
+    assert deep_link("a.txt", Section("x")) == "a.txt"
