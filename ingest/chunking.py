@@ -69,9 +69,49 @@ def window_text(text: str, max_words: int, overlap: int) -> list[str]:
     return windows
 
 
-def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30) -> list[Chunk]:
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def pack_sections(sections: tuple[Section, ...], max_words: int) -> list[Section]:
+    """Join runs of short sibling sections (same top-level heading) into one of at most `max_words`.
+
+    A three-line "Status" section or a one-paragraph FAQ answer is too small to stand alone: its
+    embedding has little to go on and an answer often spans it and its neighbour. The joined section
+    keeps each part's heading as a line of text and links to the part holding the most words.
+    """
+    packed: list[Section] = []
+    group: list[Section] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        if len(group) == 1:
+            packed.append(group[0])
+        else:
+            main = max(group, key=lambda s: _words(s.text))
+            text = "\n".join(
+                (f"{s.heading_path[-1]}\n{s.text}" if s.heading_path and s is not group[0] else s.text) for s in group
+            )
+            packed.append(Section(text, main.heading_path, main.anchor, main.page))
+        group.clear()
+
+    for section in sections:
+        size = _words(section.text)
+        same_parent = group and group[0].heading_path[:1] == section.heading_path[:1] and group[0].page == section.page
+        if group and same_parent and sum(_words(s.text) for s in group) + size <= max_words:
+            group.append(section)
+            continue
+        flush()
+        group.append(section)
+    flush()
+    return packed
+
+
+def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30, pack: bool = True) -> list[Chunk]:
     chunks: list[Chunk] = []
-    for section in doc.sections:
+    sections = pack_sections(doc.sections, max_words) if pack else list(doc.sections)
+    for section in sections:
         for text in window_text(section.text, max_words, overlap):
             chunks.append(
                 Chunk(

@@ -118,7 +118,7 @@ def parse_one(file: SourceFile, settings: Settings) -> ParsedFile:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     doc = parse_file(file.path, file.rel)
-    chunks = chunk_document(doc, settings.chunk_words, settings.chunk_overlap)
+    chunks = chunk_document(doc, settings.chunk_words, settings.chunk_overlap, settings.pack_sections)
     if not chunks:
         raise KmError("no text to index")
     return ParsedFile(doc, SourceInfo(str(file.path), digest.hexdigest(), size), chunks)
@@ -225,7 +225,8 @@ def _manifest(index: str, settings: Settings, embedder: Embedder, roots: Sequenc
     return {
         "name": index,
         "model": {"name": embedder.model_name, "max_tokens": embedder.max_tokens},
-        "chunking": {"chunk_words": settings.chunk_words, "chunk_overlap": settings.chunk_overlap},
+        "chunking": {"chunk_words": settings.chunk_words, "chunk_overlap": settings.chunk_overlap,
+                     "pack_sections": settings.pack_sections},
         "roots": [str(Path(r).expanduser().resolve()) for r in roots],
     }
 

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(32, ge=1, description="Passages per embedding batch.")
     chunk_words: int = Field(150, ge=20, description="Target passage size in words.")
     chunk_overlap: int = Field(30, ge=0, description="Words repeated between consecutive passages.")
+    pack_sections: bool = Field(True, description="Join runs of short sibling sections into one passage.")
     fusion: Literal["convex", "rrf"] = Field("convex", description="How dense and lexical ranks are fused.")
     dense_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the dense score in convex fusion.")
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")

@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples" / "corpus"
 
 
 class HashingEmbedder:

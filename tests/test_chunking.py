@@ -1,4 +1,4 @@
-from ingest.chunking import chunk_document, deep_link, split_sentences, window_text
+from ingest.chunking import chunk_document, deep_link, pack_sections, split_sentences, window_text
 from km_search.types import Document, DocumentMeta, Section
 
 
@@ -41,7 +41,7 @@ def test_chunks_never_straddle_sections_and_carry_links():
             Section("Then request a laptop.", ("Setup guide", "Laptop"), anchor="laptop"),
         ),
     )
-    chunks = chunk_document(doc, 100, 10)
+    chunks = chunk_document(doc, 100, 10, pack=False)
     assert [c.source for c in chunks] == ["guide/setup.html#vpn", "guide/setup.html#laptop"]
     assert [c.ordinal for c in chunks] == [0, 1]
     assert chunks[1].heading_path == ("Setup guide", "Laptop")
@@ -52,3 +52,24 @@ def test_deep_link_prefers_anchor_then_page():
     assert deep_link("a.pdf", Section("x", page=3)) == "a.pdf#page=3"
     assert deep_link("a.md", Section("x", anchor="intro")) == "a.md#intro"
     assert deep_link("a.txt", Section("x")) == "a.txt"
+
+
+def test_short_sibling_sections_are_packed_and_link_to_the_largest_part():
+    sections = (
+        Section("Accepted.", ("ADR-12", "Status"), anchor="status"),
+        Section("MySQL was slow for reports and locked tables during migrations.", ("ADR-12", "Context"), anchor="context"),
+        Section("Move to PostgreSQL.", ("ADR-12", "Decision"), anchor="decision"),
+        Section("Other chapter text.", ("Appendix",), anchor="appendix"),
+    )
+    packed = pack_sections(sections, max_words=50)
+    assert len(packed) == 2
+    assert packed[0].anchor == "context" and packed[0].heading_path == ("ADR-12", "Context")
+    assert packed[0].text == "Accepted.\nContext\nMySQL was slow for reports and locked tables during migrations.\nDecision\nMove to PostgreSQL."
+    assert packed[1] == sections[3]  # a different top-level heading is never joined
+    # nothing is packed beyond the size limit
+    assert [s.anchor for s in pack_sections(sections, max_words=10)] == ["status", "context", "decision", "appendix"]
+
+
+def test_pages_are_never_packed_together():
+    pages = (Section("one", page=1), Section("two", page=2))
+    assert pack_sections(pages, 100) == list(pages)

@@ -135,9 +135,12 @@ def test_markdown_sections_and_front_matter(tmp_path, newline):
     assert m.extra == {"groups": "staff,managers", "owner": "Cy Doe", "version": "3"}
 
 
-def test_markdown_malformed_front_matter_is_ignored(tmp_path):
-    doc = parse(write(tmp_path, "bad.md", "---\ntitle: [unclosed\nauthor: x: y\n---\n# Real Title\nBody text.\n"))
-    assert doc.meta.title == "Real Title" and doc.meta.authors == ()
+@pytest.mark.parametrize(
+    "front", ["title: [unclosed\nauthor: x: y", "date: 2024-13-45", "- just\n- a list", "x: *undefined_alias"]
+)
+def test_markdown_malformed_front_matter_is_ignored(tmp_path, front):
+    doc = parse(write(tmp_path, "bad.md", f"---\n{front}\n---\n# Real Title\nBody text.\n"))
+    assert doc.meta.title == "Real Title" and doc.meta.authors == () and doc.meta.created is None
     assert doc.sections == (Section("Body text.", ("Real Title",), "real-title"),)
 
 
@@ -158,9 +161,43 @@ def test_markdown_without_text_is_empty(tmp_path, content):
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["LF", "CRLF"])
 def test_text_single_section_joins_wrapped_lines(tmp_path, newline):
-    doc = parse(write(tmp_path, "memo.txt", "Quarterly memo\n\nSales grew\nby   ten percent.\n\n- item one\n- item two\n", newline))
+    text = (
+        "Quarterly memo\n\nSales grew by ten percent in the third quarter,\nmostly   in Europe.\n\n"
+        "- item one that is long enough to look wrapped\n- item two\n\nAnn Lee\nLondon\n"
+    )
+    doc = parse(write(tmp_path, "memo.txt", text, newline))
     assert doc.format == "text" and doc.meta.title == "Quarterly memo"
-    assert doc.sections == (Section("Quarterly memo\nSales grew by ten percent.\n- item one\n- item two"),)
+    assert doc.sections == (
+        Section(
+            "Quarterly memo\nSales grew by ten percent in the third quarter, mostly in Europe.\n"
+            "- item one that is long enough to look wrapped\n- item two\nAnn Lee\nLondon"
+        ),
+    )
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["LF", "CRLF"])
+def test_text_memo_header_and_capital_headings(tmp_path, newline):
+    text = (
+        "BILLING REVIEW - MEETING NOTES\nDate: 2023-01-24\nAuthor: Ann Lee, Bob Ray\nProject: billing\n"
+        "Type: meeting\nTags: db; billing\nAttendees: Ann, Bob\n\nPURPOSE\n\nDecide on the database.\n\n"
+        "NEXT STEPS\n\n1. Write the ADR.\nNOT A HEADING: it runs on\n"
+    )
+    doc = parse(write(tmp_path, "notes.txt", text, newline))
+    m = doc.meta
+    assert (m.title, m.authors, m.created, m.project, m.doc_type) == (
+        "BILLING REVIEW - MEETING NOTES", ("Ann Lee", "Bob Ray"), "2023-01-24", "billing", "meeting")  # fmt: skip
+    assert (m.tags, m.extra) == (("db", "billing"), {"attendees": "Ann, Bob"})
+    assert doc.sections == (
+        Section("BILLING REVIEW - MEETING NOTES\nDate: 2023-01-24\nAuthor: Ann Lee, Bob Ray\nProject: billing\n"
+                "Type: meeting\nTags: db; billing\nAttendees: Ann, Bob"),  # fmt: skip
+        Section("Decide on the database.", ("PURPOSE",)),
+        Section("1. Write the ADR.\nNOT A HEADING: it runs on", ("NEXT STEPS",)),
+    )
+
+
+def test_text_without_known_header_fields_has_no_metadata(tmp_path):
+    doc = parse(write(tmp_path, "n.txt", "Note: call Bob\nAbout: lunch\n"))
+    assert (doc.meta.title, doc.meta.extra, doc.meta.created) == ("Note: call Bob", {}, None)
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["LF", "CRLF"])
@@ -179,7 +216,7 @@ def test_text_latin1_utf16_and_bom(tmp_path):
     latin = parse(write(tmp_path, "latin.txt", "Café crème à la carte\n".encode("latin-1")))
     assert latin.sections[0].text == "Café crème à la carte"
     utf16 = parse(write(tmp_path, "u16.txt", "Grüße aus Köln\nZeile zwei\n".encode("utf-16")))
-    assert utf16.sections[0].text == "Grüße aus Köln Zeile zwei" and utf16.meta.title == "Grüße aus Köln"
+    assert utf16.sections[0].text == "Grüße aus Köln\nZeile zwei" and utf16.meta.title == "Grüße aus Köln"
     bom = parse(write(tmp_path, "bom.txt", "\ufeffTitle here\n\nBody".encode("utf-8")))
     assert bom.meta.title == "Title here"
 
@@ -189,9 +226,7 @@ def test_text_long_first_line_is_not_a_title(tmp_path):
     assert doc.meta.title == "long"
 
 
-def test_text_binary_and_empty_files_raise(tmp_path):
-    with pytest.raises(ParseError, match="binary file, not text"):
-        parse(write(tmp_path, "bin.txt", b"abc\x00\x01\x02def"))
+def test_text_empty_files_raise(tmp_path):
     for content in (b"", b" \n\t\r\n"):
         with pytest.raises(ParseError, match=EMPTY):
             parse(write(tmp_path, "empty.txt", content))
@@ -288,6 +323,22 @@ def test_html_article_header_and_main_are_content(tmp_path):
     assert doc.sections == (Section("By Ann\nPost body.", ("Post title",), None),)
 
 
+def test_html_chrome_rules_spare_the_content_wrapper(tmp_path):
+    page = """<html><body><div id="header"><h1>git-commit(1)</h1><h2>NAME</h2><p>git-commit - record changes</p></div>
+    <div class="layout-with-sidebar"><h1 id="opts">Options</h1><p>-a stages all.</p>
+    <p hidden>Hidden text</p><span aria-hidden="true">#</span><p hidden="until-found">Collapsed answer.</p></div>
+    <div id="footer">Last updated</div></body></html>"""
+    assert parse(write(tmp_path, "man.html", page)).sections == (
+        Section("git-commit - record changes", ("git-commit(1)", "NAME"), None),
+        Section("-a stages all.\nCollapsed answer.", ("Options",), "opts"),
+    )
+
+
+def test_html_unclosed_heading_does_not_swallow_the_page(tmp_path):
+    doc = parse(write(tmp_path, "broken.html", "<body><h2>Unclosed <p>para <table><tr><td>cell<td>two</table>"))
+    assert doc.sections == (Section("Unclosed\npara\ncell | two"),)
+
+
 def test_html_keeps_page_when_chrome_rules_would_empty_it(tmp_path):
     doc = parse(write(tmp_path, "odd.html", '<html><body><div class="related"><p>Only real text.</p></div></body></html>'))
     assert doc.sections == (Section("Only real text."),)
@@ -299,6 +350,12 @@ def test_html_charset_declared_and_undeclared(tmp_path):
     assert doc.meta.title == "Café" and doc.sections[0].text == "\u201ccrème\u201d"
     undeclared = "<html><body><p>na\xefve r\xe9sum\xe9</p></body></html>".encode("latin-1")
     assert parse(write(tmp_path, "raw.html", undeclared)).sections[0].text == "naïve résumé"
+
+
+@pytest.mark.parametrize("name", ["image.html", "image.md", "image.txt"])
+def test_binary_content_is_not_text(tmp_path, name):
+    with pytest.raises(ParseError, match="binary file, not text"):
+        parse(write(tmp_path, name, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))))
 
 
 @pytest.mark.parametrize("content", ["", "<html><head><title>T</title></head><body>  </body></html>",
@@ -323,10 +380,12 @@ def make_docx(path: Path) -> Path:
     d.add_paragraph("Read   this first.")
     d.add_heading("Annual Leave", level=1)
     d.add_paragraph("Staff get 25 days.")
-    table = d.add_table(rows=2, cols=2)
-    for r, row in enumerate([("Years", "Days"), ("0-5", "25")]):
+    table = d.add_table(rows=2, cols=3)
+    for r, row in enumerate([("Years", "Days", "Note"), ("0-5", "25", "")]):
         for c, text in enumerate(row):
             table.cell(r, c).text = text
+    table.cell(0, 1).merge(table.cell(0, 2))  # a merged cell is written once
+    table.cell(1, 2).add_table(rows=1, cols=1).cell(0, 0).text = "nested"
     d.add_heading("Carry over", level=2)
     d.add_paragraph("Up to 5 days.", style="List Bullet")
     d.add_heading("Annual Leave", level=1)
@@ -337,15 +396,19 @@ def make_docx(path: Path) -> Path:
     return path
 
 
-def test_docx_sections_tables_and_meta(tmp_path):
-    doc = parse(make_docx(tmp_path / "policy.docx"))
-    assert doc.format == "docx"
-    assert doc.sections == (
+def make_docx_sections() -> tuple[Section, ...]:
+    return (
         Section("Read this first."),
-        Section("Staff get 25 days.\nYears | Days\n0-5 | 25", ("Annual Leave",), "annual-leave"),
+        Section("Staff get 25 days.\nYears | Days Note\n0-5 | 25 | nested", ("Annual Leave",), "annual-leave"),
         Section("- Up to 5 days.", ("Annual Leave", "Carry over"), "carry-over"),
         Section("Last words.", ("Annual Leave", "Notes"), "notes"),
     )
+
+
+def test_docx_sections_tables_and_meta(tmp_path):
+    doc = parse(make_docx(tmp_path / "policy.docx"))
+    assert doc.format == "docx"
+    assert doc.sections == make_docx_sections()
     m = doc.meta
     assert (m.title, m.authors, m.created, m.modified) == ("Leave Policy", ("Ann Lee", "Bob Ray"), "2024-03-01", "2024-04-02")
     assert (m.tags, m.doc_type, m.status, m.extra) == (("hr", "leave"), "Policy", "Draft", {"subject": "Time off"})
@@ -361,6 +424,30 @@ def test_docx_title_paragraph_when_core_title_is_missing(tmp_path):
     d.save(tmp_path / "h.docx")
     doc = parse(tmp_path / "h.docx")
     assert doc.meta.title == "Handbook 2024" and doc.sections == (Section("Body."),)
+
+
+def test_docx_with_broken_core_properties_still_parses(tmp_path):
+    import zipfile
+
+    good = make_docx(tmp_path / "good.docx").read_bytes()
+    for name, core in [("garbage.docx", b"<not xml"), ("dates.docx", CORE_WITH_BAD_DATES)]:
+        out = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(good)) as zin, zipfile.ZipFile(out, "w") as zout:
+            for item in zin.infolist():
+                zout.writestr(item, core if item.filename == "docProps/core.xml" else zin.read(item.filename))
+        doc = parse(write(tmp_path, name, out.getvalue()))
+        assert doc.sections[1:] == make_docx_sections()[1:]
+        assert (doc.meta.created, doc.meta.modified) == (None, None)
+    assert doc.meta.title == "Kept"  # the Title paragraph differs from it, so it stays in the text
+    assert doc.sections[0] == Section("Leave Policy\nRead this first.")
+
+
+CORE_WITH_BAD_DATES = (
+    b'<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" '
+    b'xmlns:dcterms="http://purl.org/dc/terms/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+    b"<dc:title>Kept</dc:title><dcterms:created>garbage</dcterms:created><dcterms:modified>2024-99-99</dcterms:modified>"
+    b"</cp:coreProperties>"
+)
 
 
 def test_docx_bad_and_empty_files(tmp_path):
@@ -450,8 +537,40 @@ def test_pdf_xmp_fills_missing_info_and_bad_xmp_is_ignored(tmp_path):
     doc = parse(write(tmp_path, "x.pdf", rewrite_pdf(reportlab_pdf([["First line here"]]), xmp=XMP)))
     assert (doc.meta.title, doc.meta.authors, doc.meta.created) == ("XMP Title", ("Cy Doe", "Di Roe"), "2023-05-06")
     bad = parse(write(tmp_path, "y.pdf", rewrite_pdf(reportlab_pdf([["First line here", "more"]]), xmp=b"<x:xmpmeta><broken")))
-    assert bad.meta.title == "First line here" and bad.meta.authors == ()  # reportlab's 'untitled' is no title
+    assert bad.meta.title == "First line here" and bad.meta.authors == ()
     assert bad.sections == (Section("First line here\nmore", (), None, 1),)
+
+
+def test_pdf_running_headers_and_footers_are_dropped(tmp_path):
+    bodies = ["Leave rules.", "Pay dates.", "Travel costs.", "Laptop care.", "Exit steps."]
+    pages = [["ACME Handbook", body, f"Page {n} of 5"] for n, body in enumerate(bodies, 1)]
+    doc = parse(write(tmp_path, "handbook.pdf", reportlab_pdf(pages)))
+    assert doc.meta.title == "ACME Handbook"
+    assert [s.text for s in doc.sections] == bodies
+    assert [s.page for s in doc.sections] == [1, 2, 3, 4, 5]
+
+
+def test_pdf_wrapped_lines_are_joined():
+    from ingest.parsers.pdf import join_wrapped
+
+    text = (
+        "Purpose\nThis policy explains how employees book business travel and how they\n"
+        "are reimbursed. It applies to all staff and to contractors whose manip-\nulated contracts say so.\n"
+        "Next heading\n• a bullet that follows a long line which does not end a sentence\n• next\n"
+        "A table cell that is long enough to be wrapped in two\nlines\nHeading after a joined cell"
+    )
+    assert join_wrapped(text) == (
+        "Purpose\nThis policy explains how employees book business travel and how they are reimbursed. "
+        "It applies to all staff and to contractors whose manipulated contracts say so.\n"
+        "Next heading\n• a bullet that follows a long line which does not end a sentence\n• next\n"
+        "A table cell that is long enough to be wrapped in two lines\nHeading after a joined cell"
+    )
+
+
+def test_pdf_reportlab_placeholders_are_not_metadata(tmp_path):
+    doc = parse(write(tmp_path, "plain.pdf", reportlab_pdf([["Plain first line"]])))
+    assert (doc.meta.title, doc.meta.authors, doc.meta.extra) == ("Plain first line", (), {})
+    assert doc.meta.created == "2000-01-01"  # reportlab's invariant date
 
 
 def test_pdf_encrypted(tmp_path):

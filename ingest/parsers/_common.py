@@ -13,6 +13,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from km_search.errors import ParseError
 from km_search.types import Section
@@ -122,7 +123,6 @@ class SectionBuilder:
 
     path: tuple[str, ...] = ()
     anchor: str | None = None
-    page: int | None = None
     _blocks: list[str] = field(default_factory=list)
     _sections: list[Section] = field(default_factory=list)
 
@@ -131,18 +131,14 @@ class SectionBuilder:
         if block:
             self._blocks.append(block)
 
-    @property
-    def has_text(self) -> bool:
-        return bool(self._blocks)
-
-    def cut(self, path: tuple[str, ...], anchor: str | None, page: int | None = None) -> None:
+    def cut(self, path: tuple[str, ...], anchor: str | None) -> None:
         """Close the running section (if it has text) and open one under `path`."""
         self.flush()
-        self.path, self.anchor, self.page = path, anchor, page
+        self.path, self.anchor = path, anchor
 
     def flush(self) -> None:
         if self._blocks:
-            self._sections.append(Section("\n".join(self._blocks), self.path, self.anchor, self.page))
+            self._sections.append(Section("\n".join(self._blocks), self.path, self.anchor))
             self._blocks = []
 
     def finish(self) -> tuple[Section, ...]:
@@ -152,13 +148,14 @@ class SectionBuilder:
 
 
 def require_text(sections: Iterable[Section]) -> tuple[Section, ...]:
+    """The sections that have text; none at all means there is nothing to index."""
     kept = tuple(s for s in sections if s.text.strip())
     if not kept:
         raise ParseError(EMPTY_FILE)
     return kept
 
 
-def read_bytes(path) -> bytes:  # noqa: ANN001 - a pathlib.Path
+def read_bytes(path: Path) -> bytes:
     """The file's bytes; unreadable and 0-byte files get a ParseError the report can show."""
     try:
         data = path.read_bytes()
@@ -169,15 +166,25 @@ def read_bytes(path) -> bytes:  # noqa: ANN001 - a pathlib.Path
     return data
 
 
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def decode_text(data: bytes, declared: str | None = None) -> str:
+    """Text formats: NUL bytes without a UTF-16/32 BOM mean a binary file (an image, a zip)."""
+    if b"\x00" in data[:8192] and not data.startswith(tuple(bom for bom, _ in _BOMS)):
+        raise ParseError("binary file, not text")
+    return decode_fallback(data, declared)
+
+
 def decode_fallback(data: bytes, declared: str | None = None) -> str:
     """Bytes to text that never fails: BOM, then the declared charset, then UTF-8, cp1252, Latin-1."""
-    for bom, codec in (
-        (b"\xef\xbb\xbf", "utf-8-sig"),
-        (b"\xff\xfe\x00\x00", "utf-32"),
-        (b"\x00\x00\xfe\xff", "utf-32"),
-        (b"\xff\xfe", "utf-16"),
-        (b"\xfe\xff", "utf-16"),
-    ):
+    for bom, codec in _BOMS:
         if data.startswith(bom):
             return data.decode(codec, errors="replace")
     for codec in (declared, "utf-8", "cp1252"):

@@ -6,19 +6,22 @@ only tells a reader which heading to look for.
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docx
 from docx.document import Document as DocxDocument
+from docx.opc.exceptions import PackageNotFoundError
 from docx.oxml.ns import qn
 from docx.table import Table, _Row
 from docx.text.paragraph import Paragraph
 
 from km_search.errors import ParseError
-from km_search.types import Document, DocumentMeta
+from km_search.types import Document, DocumentMeta, Section
 
 from ._common import (
     SectionBuilder,
@@ -37,14 +40,13 @@ EXTENSIONS: tuple[str, ...] = (".docx",)
 
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 _P, _TBL, _SDT = qn("w:p"), qn("w:tbl"), qn("w:sdt")
+_BLANK_CORE = (
+    b'<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties"/>'
+)
 
 
 def parse(path: Path, rel_path: str) -> Document:
-    read_bytes(path)  # a 0-byte file is "empty", not "not a valid DOCX"
-    try:
-        doc = docx.Document(str(path))
-    except Exception as exc:  # noqa: BLE001 - bad zip, missing parts, broken XML all land here
-        raise ParseError(f"not a valid DOCX: {exc}") from exc
+    doc = open_docx(read_bytes(path))  # a 0-byte file is "empty", not "not a valid DOCX"
     core = core_fields(doc)
     sections, title_para, first_heading = build_sections(doc, core.get("title"))
     meta = DocumentMeta(
@@ -58,6 +60,29 @@ def parse(path: Path, rel_path: str) -> Document:
         extra={k: core[k] for k in ("subject", "language") if core.get(k)},
     )
     return Document(path=rel_path, format="docx", sections=sections, meta=meta)
+
+
+def open_docx(data: bytes) -> DocxDocument:
+    """The document, retried with blank core properties when only docProps/core.xml is broken."""
+    try:
+        return docx.Document(io.BytesIO(data))
+    except (PackageNotFoundError, zipfile.BadZipFile) as exc:
+        raise ParseError("not a valid DOCX: not a zip package (an old .doc, or another file renamed?)") from exc
+    except Exception as exc:  # noqa: BLE001 - missing parts, broken XML, ...
+        error = exc
+    try:
+        return docx.Document(io.BytesIO(with_blank_core_properties(data)))
+    except Exception:  # noqa: BLE001 - the damage is elsewhere: report the first error
+        raise ParseError(f"not a valid DOCX: {error}") from error
+
+
+def with_blank_core_properties(data: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            body = _BLANK_CORE if item.filename == "docProps/core.xml" else zin.read(item.filename)
+            zout.writestr(item, body)
+    return out.getvalue()
 
 
 def core_fields(doc: DocxDocument) -> dict[str, str]:
@@ -112,7 +137,9 @@ def is_list_item(paragraph: Paragraph) -> bool:
     return (ppr is not None and ppr.numPr is not None) or style_name(paragraph).lower().startswith("list")
 
 
-def build_sections(doc: DocxDocument, core_title: str | None) -> tuple[tuple, str | None, str | None]:
+def build_sections(
+    doc: DocxDocument, core_title: str | None
+) -> tuple[tuple[Section, ...], str | None, str | None]:
     """Sections, the text of the first 'Title' paragraph, and the first heading (title fallbacks)."""
     builder, stack, slugs = SectionBuilder(), (), SlugDeduper()
     title_para: str | None = None
@@ -151,13 +178,18 @@ def table_lines(table: Table) -> list[str]:
 
 
 def row_cells(tr: Any, table: Table) -> list[str]:
-    """The row's cell texts; rows python-docx cannot lay out fall back to their raw text runs."""
+    """The row's cell texts; rows python-docx cannot lay out fall back to their <w:tc> elements."""
     try:
-        cells, seen = [], []  # seen holds the elements, so identity checks stay valid
+        tcs, seen = [], []  # seen holds the elements, so identity checks stay valid
         for cell in _Row(tr, table).cells:
             if not any(cell._tc is tc for tc in seen):
                 seen.append(cell._tc)
-                cells.append(collapse(cell.text))
-        return cells
+                tcs.append(cell._tc)
     except Exception:  # noqa: BLE001
-        return [collapse("".join(t.text or "" for t in tc.iter(qn("w:t")))) for tc in tr.iterchildren(qn("w:tc"))]
+        tcs = list(tr.iterchildren(qn("w:tc")))
+    return [cell_text(tc, table) for tc in tcs]
+
+
+def cell_text(tc: Any, table: Table) -> str:
+    """All paragraphs of a cell on one line, those of tables nested in it included."""
+    return collapse(" ".join(Paragraph(p, table).text or "" for p in tc.iter(_P)))

@@ -23,7 +23,7 @@ from ._common import (
     EMPTY_FILE,
     SectionBuilder,
     collapse,
-    decode_fallback,
+    decode_text,
     iso_date,
     path_of,
     push_heading,
@@ -53,7 +53,7 @@ _CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "search"})
 # or ids. Ids are matched whole only: Sphinx derives ids from heading text ("footer-options").
 _CHROME_CLASS_PARTS = frozenset(
     "navbar sidebar sphinxsidebar sphinxsidebarwrapper breadcrumb breadcrumbs related footer "
-    "navheader navfooter toc toctree skiplink headerlink".split()
+    "navheader navfooter toc toctree skiplink".split()
 )
 _CHROME_CLASSES = frozenset("list-of-tables list-of-figures list-of-examples list-of-equations skip-link".split())
 _CHROME_IDS = frozenset(
@@ -64,7 +64,12 @@ _CONTENT_SIDEBAR_MARKS = ("titlepage", "sidebar-title")
 _CLASS_SPLIT = re.compile(r"[-_]")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
 _XML_ENCODING = re.compile(rb"""<\?xml[^>]+encoding\s*=\s*["']([\w.:-]+)""", re.IGNORECASE)
-_WHATWG_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252"}
+# Browsers read these labels this way (WHATWG Encoding): Latin-1 means cp1252, and a <meta> that
+# says UTF-16 in a file that could be read up to it is not UTF-16.
+_WHATWG_ALIASES = {
+    "iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252",
+    "utf-16": "utf-8", "utf-16le": "utf-8", "utf-16be": "utf-8",
+}  # fmt: skip
 _SPACE = re.compile(r"\s+")
 _PILCROW = "\u00b6"
 
@@ -74,7 +79,7 @@ _META_MODIFIED = ("dcterms.modified", "article:modified_time", "last-modified", 
 
 def parse(path: Path, rel_path: str) -> Document:
     data = read_bytes(path)
-    tree = LexborHTMLParser(decode_fallback(data, declared_charset(data)))
+    tree = LexborHTMLParser(decode_text(data, declared_charset(data)))
     root = content_root(tree)
     walker = Walker()
     walker.walk(root)
@@ -108,6 +113,11 @@ def content_root(tree: LexborHTMLParser) -> LexborNode:
 
 def classes_of(node: LexborNode) -> list[str]:
     return (node.attributes.get("class") or "").lower().split()
+
+
+def is_invisible(node: LexborNode) -> bool:
+    """Scripts, styles, media and the '¶' permalinks Sphinx appends to headings: never text."""
+    return node.tag in _SKIP_TAGS or "headerlink" in classes_of(node)
 
 
 def is_sectioning(node: LexborNode) -> bool:
@@ -157,12 +167,18 @@ def is_content_sidebar(node: LexborNode) -> bool:
     return any(node.css_first(f".{mark}") is not None for mark in _CONTENT_SIDEBAR_MARKS)
 
 
+def swallowed_content(heading: LexborNode) -> bool:
+    """An unclosed <h2> swallows the paragraphs after it: such a "heading" is read as content."""
+    return heading.css_first("p, table, ul, ol, pre, dl, blockquote") is not None
+
+
 def anchor_of_heading(node: LexborNode) -> str | None:
     """The heading's id, or that of an <a id/name> inside it or right before it."""
     if node.attributes.get("id"):
         return node.attributes["id"]
-    for a in node.css("a[id], a[name]"):
-        return a.attributes.get("id") or a.attributes.get("name")
+    inner = node.css_first("a[id], a[name]")
+    if inner is not None:
+        return inner.attributes.get("id") or inner.attributes.get("name")
     prev = node.prev
     while prev is not None and prev.is_text_node and not (prev.text_content or "").strip():
         prev = prev.prev
@@ -180,7 +196,7 @@ def inline_text(node: LexborNode) -> str:
         if current.is_text_node:
             parts.append(current.text_content or "")
             continue
-        if current.tag in _SKIP_TAGS or "headerlink" in classes_of(current):
+        if is_invisible(current):
             continue
         if current.tag in _BLOCK_TAGS or current.tag == "br":
             parts.append(" ")
@@ -229,9 +245,9 @@ class Walker:
             self.text(node.text_content or "")
             return False
         tag = node.tag
-        if tag in _SKIP_TAGS or (self.strict and is_chrome(node, self._content > 0)):
+        if is_invisible(node) or (self.strict and is_chrome(node, self._content > 0)):
             return False
-        if tag in _HEADINGS:
+        if tag in _HEADINGS and not swallowed_content(node):
             self.heading(node)
             return False
         if tag == "br":

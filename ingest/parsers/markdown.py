@@ -17,7 +17,7 @@ from ._common import (
     SectionBuilder,
     SlugDeduper,
     collapse,
-    decode_fallback,
+    decode_text,
     iso_date,
     path_of,
     push_heading,
@@ -38,7 +38,7 @@ _TEXT_CHILDREN = {"text", "text_special", "code_inline"}
 
 
 def parse(path: Path, rel_path: str) -> Document:
-    source = decode_fallback(read_bytes(path)).replace("\r\n", "\n").replace("\r", "\n")
+    source = decode_text(read_bytes(path)).replace("\r\n", "\n").replace("\r", "\n")
     front, body = split_front_matter(source)
     tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(body)
     sections = build_sections(tokens)
@@ -55,7 +55,7 @@ def split_front_matter(source: str) -> tuple[dict[str, Any], str]:
         return {}, source
     try:
         data = yaml.safe_load(m[1] or "")
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: 'date: 2024-13-45'
         data = None
     return (data if isinstance(data, dict) else {}), source[m.end():]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,12 @@ EXTENSIONS: tuple[str, ...] = (".pdf",)
 
 NO_TEXT = "no extractable text (scanned PDF? OCR is not supported)"
 _MAX_TITLE = 200
-_MIN_PAGES_FOR_RUNNING = 4
+_EDGE = 2  # lines at the top and at the bottom of a page that may be running headers/footers
 _DIGITS = re.compile(r"\d+")
+_WRAPPED = 50  # a line at least this long that runs on into the next one was wrapped by the layout
+_SENTENCE_ENDS = (".", "!", "?", ":", ";")
+_HYPHENATED = re.compile(r"[a-z]-$")
+_ITEM_START = re.compile(r"^(?:[•◦▪‣●*+\-–]|\d{1,3}[.)]|\[\d+\])(?:\s|$)")
 # Values PDF producers write when the author left a field blank (reportlab: 'untitled', 'anonymous').
 _PLACEHOLDERS = frozenset({"untitled", "unspecified", "anonymous", "unknown", "none"})
 
@@ -39,7 +44,7 @@ def parse(path: Path, rel_path: str) -> Document:
         raise ParseError(NO_TEXT)
     meta = meta_of(reader, texts)  # before stripping: a running header may be the best title we have
     paths = page_heading_paths(reader, len(texts))
-    texts = strip_running_lines(texts)
+    texts = [join_wrapped(t) for t in strip_running_lines(texts)]
     sections = require_text(Section(t, paths[i], None, i + 1) for i, t in enumerate(texts) if t)
     return Document(path=rel_path, format="pdf", sections=sections, meta=meta)
 
@@ -77,19 +82,40 @@ def strip_running_lines(texts: list[str]) -> list[str]:
     They would otherwise sit in every passage and match every query about the document's title.
     """
     pages = [t.split("\n") if t else [] for t in texts]
-    if len(pages) < _MIN_PAGES_FOR_RUNNING:
+    if len(pages) < 2:
         return texts
     counts: dict[str, int] = {}
     for lines in pages:
-        for key in {_DIGITS.sub("#", line) for line in lines[:2] + lines[-2:]}:
+        for key in {_DIGITS.sub("#", line) for line in lines[:_EDGE] + lines[-_EDGE:]}:
             counts[key] = counts.get(key, 0) + 1
-    running = {key for key, n in counts.items() if n >= len(pages) / 2}
+    needed = max(2, math.ceil(len(pages) / 2))
+    running = {key for key, n in counts.items() if n >= needed}
 
     def strip(lines: list[str]) -> str:
-        edges = set(range(2)) | set(range(len(lines) - 2, len(lines)))
-        return "\n".join(line for i, line in enumerate(lines) if i not in edges or _DIGITS.sub("#", line) not in running)
+        edges = set(range(_EDGE)) | set(range(len(lines) - _EDGE, len(lines)))
+        kept = (line for i, line in enumerate(lines) if i not in edges or _DIGITS.sub("#", line) not in running)
+        return "\n".join(kept)
 
-    return [strip(lines) for lines in pages]
+    stripped = [strip(lines) for lines in pages]
+    return stripped if any(stripped) else texts
+
+
+def join_wrapped(text: str) -> str:
+    """Lines the PDF wrapped mid-sentence become one line again ('manip-' + 'ulation' too).
+
+    A line joins the next only when it is long and does not end a sentence, so headings, table
+    cells and list items keep their own lines.
+    """
+    out: list[str] = []
+    prev = ""  # the previous physical line
+    for line in text.split("\n"):
+        if len(prev) >= _WRAPPED and not prev.endswith(_SENTENCE_ENDS) and not _ITEM_START.match(line):
+            hyphenated = _HYPHENATED.search(prev) and line[:1].islower()
+            out[-1] = out[-1][:-1] + line if hyphenated else out[-1] + " " + line
+        else:
+            out.append(line)
+        prev = line
+    return "\n".join(out)
 
 
 def outline_entries(reader: PdfReader) -> list[tuple[int, tuple[str, ...]]]:

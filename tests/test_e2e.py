@@ -1,0 +1,151 @@
+"""End to end on real files: `km ingest` the example corpus (every format, plus broken files) with the
+real model, serve it with `km serve` as a separate process, and ask questions over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from km_search.evaluation import GoldAnswer, read_jsonl
+
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "corpus"
+
+KM = [sys.executable, "-m", "km_search.cli"]
+GOLD = {g["query_id"]: g for g in read_jsonl(ROOT / "examples" / "eval" / "gold.jsonl")}
+QUERIES = {q["_id"]: q["text"] for q in read_jsonl(ROOT / "examples" / "eval" / "queries.jsonl")}
+
+
+def _one_question_per_format() -> list[str]:
+    chosen: dict[str, str] = {}
+    for qid, g in GOLD.items():
+        chosen.setdefault(Path(g["source"]).suffix, qid)
+    return sorted(chosen.values(), key=lambda q: int(q[1:]))
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory):
+    """The example corpus plus files that must fail alone: a corrupt PDF, an empty file, binary 'text'."""
+    root = tmp_path_factory.mktemp("e2e")
+    docs = root / "docs"
+    shutil.copytree(EXAMPLES, docs)
+    (docs / "broken").mkdir()
+    (docs / "broken" / "corrupt.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\ngarbage" * 3)
+    (docs / "broken" / "empty.md").write_text("")
+    (docs / "broken" / "binary.txt").write_bytes(bytes(range(256)) * 8)
+    env = {**os.environ, "KM_INDEX_DIR": str(root / "indexes"), "HF_HUB_OFFLINE": "1"}
+    return root, docs, env
+
+
+@pytest.fixture(scope="session")
+def ingest_report(workspace):
+    root, docs, env = workspace
+    run = subprocess.run([*KM, "ingest", str(docs), "--index", "example", "--json"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+@pytest.fixture(scope="session")
+def server(workspace, ingest_report):
+    root, docs, env = workspace
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(root / "serve.log", "w")
+    proc = subprocess.Popen([*KM, "serve", "--index", "example", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(base + "/healthz", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("km serve did not become healthy: " + (root / "serve.log").read_text()[-2000:])
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def get(base: str, path: str, **params) -> dict:
+    with urllib.request.urlopen(f"{base}{path}?{urllib.parse.urlencode(params)}", timeout=30) as r:
+        return json.load(r)
+
+
+def test_report_lists_each_broken_file_with_its_reason_and_indexes_the_rest(ingest_report):
+    failed = {f["path"]: f["error"] for f in ingest_report["failed"]}
+    assert set(failed) == {"broken/corrupt.pdf", "broken/empty.md", "broken/binary.txt"}
+    assert "PDF" in failed["broken/corrupt.pdf"]
+    assert "empty" in failed["broken/empty.md"]
+    assert "binary" in failed["broken/binary.txt"]
+    documents = [p for p in EXAMPLES.rglob("*") if p.is_file() and not p.name.startswith("_meta")]
+    assert ingest_report["documents"] == len(documents)
+    assert ingest_report["chunks"] >= len(documents)
+    indexed = {f["path"] for f in ingest_report["files"] if f["status"] == "indexed"}
+    assert {Path(p).suffix for p in indexed} == {".md", ".html", ".pdf", ".docx", ".txt"}
+
+
+@pytest.mark.parametrize("qid", _one_question_per_format())
+def test_question_is_answered_from_the_right_document_and_section(server, qid):
+    gold = GOLD[qid]
+    hits = get(server, "/search", q=QUERIES[qid], k=3)["hits"]
+    assert hits, f"no hits for {QUERIES[qid]!r}"
+    answer = GoldAnswer(gold["answer"])
+    right = [h for h in hits if h["doc_path"] == gold["source"] and answer.matches(h["text"])]
+    assert right, f"{QUERIES[qid]!r}: top 3 were {[h['source'] for h in hits]}"
+    expected_link = gold["source"]
+    if gold.get("anchor"):
+        expected_link += "#" + gold["anchor"]
+    elif gold.get("page"):
+        expected_link += f"#page={gold['page']}"
+    assert right[0]["source"] == expected_link
+
+
+def test_http_and_cli_return_the_same_hits(server, workspace):
+    root, docs, env = workspace
+    query = "why did we move billing to postgres?"
+    http = get(server, "/search", q=query, k=5)["hits"]
+    cli = subprocess.run([*KM, "search", query, "--index", "example", "-k", "5", "--json"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    assert [h["source"] for h in json.loads(cli.stdout)["hits"]] == [h["source"] for h in http]
+    assert http[0]["source"] == "billing/decisions/adr-012-move-billing-to-postgres.md#context"
+    for hit in http:
+        assert {"text", "source", "title", "score", "snippet", "heading_path"} <= hit.keys()
+
+
+def test_stats_and_health_describe_the_published_snapshot(server, ingest_report, workspace):
+    stats = get(server, "/stats")
+    assert stats["snapshot"] == ingest_report["snapshot"] == get(server, "/healthz")["snapshot"]
+    assert stats["documents"] == ingest_report["documents"]
+    assert stats["model"]["name"] == "all-MiniLM-L6-v2" and stats["model"]["dimension"] == 384
+    root, docs, env = workspace
+    cli = subprocess.run([*KM, "stats", "--index", "example", "--json"], capture_output=True, text=True, env=env)
+    assert json.loads(cli.stdout)["chunks"] == stats["chunks"]
+
+
+def test_ingest_of_only_broken_files_publishes_nothing_and_keeps_the_old_snapshot(workspace, ingest_report, tmp_path):
+    root, docs, env = workspace
+    (tmp_path / "bad.pdf").write_bytes(b"not a pdf")
+    run = subprocess.run([*KM, "ingest", str(tmp_path), "--index", "example", "--json"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode != 0
+    assert json.loads(run.stdout)["failed"][0]["path"] == "bad.pdf"
+    assert "nothing was published" in run.stderr
+    current = (root / "indexes" / "example" / "CURRENT").read_text().strip()
+    assert current == ingest_report["snapshot"]
