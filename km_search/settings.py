@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -23,7 +24,7 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(32, ge=1, description="Passages per embedding batch.")
     chunk_words: int = Field(150, ge=20, description="Target passage size in words.")
     chunk_overlap: int = Field(30, ge=0, description="Words repeated between consecutive passages.")
-    pack_sections: bool = Field(True, description="Join runs of short sibling sections into one passage.")
+    pack_sections: bool = Field(False, description="Join runs of short sibling sections into one passage.")
     fusion: Literal["convex", "rrf"] = Field("convex", description="How dense and lexical ranks are fused.")
     dense_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the dense score in convex fusion.")
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
@@ -34,6 +35,31 @@ class Settings(BaseSettings):
     keep_snapshots: int = Field(3, ge=1, description="Published snapshots kept per index.")
     host: str = Field("127.0.0.1", description="Address `km serve` binds.")
     port: int = Field(8000, description="Port `km serve` listens on.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins (scheme://host[:port]) allowed to call the API from their pages, "
+        "comma-separated, e.g. 'https://intranet.example,https://wiki.example'. Empty: none; other origins "
+        "get no CORS headers, so browsers refuse them.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """'https://a.example, https://b.example' -> a list; each entry must be a bare origin."""
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        origins = []
+        for item in items:
+            origin = str(item).strip().rstrip("/")
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
+                raise ValueError(
+                    f"KM_CORS_ORIGINS entry {item!r} is not an origin: write it as scheme://host[:port], "
+                    "e.g. https://intranet.example"
+                )
+            origins.append(origin)
+        return origins
 
     def index_path(self, name: str | None = None) -> Path:
         return self.index_dir / (name or self.index)
