@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -19,18 +19,21 @@ from km_search.embedding import Embedder
 from km_search.errors import KmError, NothingToPublish
 from km_search.settings import Settings
 from km_search.store import SnapshotWriter, SourceInfo
-from km_search.types import Chunk, Document, DocumentMeta, Section
+from km_search.types import Chunk, Contributor, Document, DocumentMeta, Section
 
+from . import gitlog
 from .chunking import chunk_document
+from .metadata import SIDECAR_NAMES, FolderDefaults, finish_meta, supersessions
 from .parsers import parse_file, parser_for
-
-SIDECAR_NAMES = {"_meta.yaml", "_meta.yml"}
 
 
 @dataclass(frozen=True)
 class SourceFile:
     path: Path  # absolute
     rel: str  # relative to its ingest root, forward slashes: what links and reports show
+    root: Path | None = field(default=None, compare=False)  # the ingest root: sidecars above it do not apply
+    defaults: Mapping[str, Any] = field(default_factory=dict, compare=False)  # merged _meta.yaml sidecars
+    contributors: tuple[Contributor, ...] = field(default=(), compare=False)  # from git history
 
 
 @dataclass
@@ -63,6 +66,7 @@ class IngestReport:
     skipped: int = 0
     took_s: float = 0.0
     failed: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # metadata that could not be read (sidecars, git)
     files: list[FileOutcome] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -96,9 +100,26 @@ def discover(roots: Sequence[Path]) -> tuple[list[SourceFile], int]:
             if parser_for(path) is None:
                 skipped += 1
                 continue
-            found.append(SourceFile(path=path, rel=prefix + path.relative_to(base).as_posix()))
+            found.append(SourceFile(path=path, rel=prefix + path.relative_to(base).as_posix(), root=base))
     found.sort(key=lambda f: f.rel)
     return found, skipped
+
+
+def with_folder_metadata(files: Sequence[SourceFile], git_authors: bool = True) -> tuple[list[SourceFile], list[str]]:
+    """The files with their folders' sidecar defaults and, inside git working trees, their commit
+    authors (one `git log` per repository); plus warnings about metadata that could not be read."""
+    resolvers: dict[Path, FolderDefaults] = {}
+    out = []
+    for f in files:
+        root = f.root or f.path.parent
+        resolver = resolvers.setdefault(root, FolderDefaults(root))
+        out.append(replace(f, defaults=resolver(f.path.parent)))
+    warnings = [w for r in resolvers.values() for w in r.warnings]
+    if git_authors:
+        found, git_warnings = gitlog.contributors([f.path for f in out])
+        out = [replace(f, contributors=found.get(f.path, ())) for f in out]
+        warnings.extend(git_warnings)
+    return out, warnings
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -118,6 +139,7 @@ def parse_one(file: SourceFile, settings: Settings) -> ParsedFile:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     doc = parse_file(file.path, file.rel)
+    doc = replace(doc, meta=finish_meta(doc.meta, doc.path, doc.sections, file.defaults, file.contributors))
     chunks = chunk_document(doc, settings.chunk_words, settings.chunk_overlap, settings.pack_sections)
     if not chunks:
         raise KmError("no text to index")
@@ -171,6 +193,7 @@ def ingest(
     report = IngestReport(index=index, skipped=skipped)
     if not files:
         raise NothingToPublish(f"no supported documents under {', '.join(map(str, roots))}")
+    files, report.warnings = with_folder_metadata(files, settings.git_authors)
     writer = SnapshotWriter(settings.index_path(index), _manifest(index, settings, embedder, roots))
     try:
         with _progress(progress, len(files)) as advance:
@@ -185,6 +208,8 @@ def ingest(
         report.failed = [{"path": f.path, "error": f.error or ""} for f in report.files if f.status == "failed"]
         if writer.documents == 0:
             raise NothingToPublish("every file failed; nothing was published", report=report)
+        for doc_id, newer in supersessions(writer.records_of_type("decision")).items():
+            writer.mark_superseded(doc_id, newer)
         report.snapshot = writer.publish(keep=settings.keep_snapshots).name
     except BaseException:
         writer.abort()

@@ -2,21 +2,25 @@
 
 
 import logging
+import time
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
+from .browser import add_browser_routes
+from .documents import viewer_url
 from .errors import KmError
+from .filters import make_filters
 from .service import SearchService
 from .settings import Settings, get_settings
-from .types import Hit
+from .types import Expert, Hit, SearchFilters
 
 log = logging.getLogger("km_search.api")
 
@@ -37,6 +41,12 @@ class HitOut(BaseModel):
     modified: str | None
     dense_score: float | None
     lexical_score: float | None
+    doc_id: int | None = None
+    url: str | None = Field(None, description="The source viewer's link: /documents/{doc_id} plus the deep "
+                            "link's #anchor or #page=N, relative to the API's base URL.")
+    status: str | None = Field(None, description="Status the document declares (a decision's Accepted, Superseded…).")
+    created: str | None = None
+    tags: list[str] = []
 
     @classmethod
     def of(cls, hit: Hit) -> "HitOut":
@@ -46,6 +56,8 @@ class HitOut(BaseModel):
             page=hit.page, chunk_id=hit.chunk_id, type=hit.meta.doc_type, project=hit.meta.project,
             authors=list(hit.meta.authors), modified=hit.meta.modified or hit.meta.created,
             dense_score=hit.dense_score, lexical_score=hit.lexical_score,
+            doc_id=hit.doc_id, url=viewer_url(hit.doc_id, hit.source),
+            status=hit.meta.status, created=hit.meta.created, tags=list(hit.meta.tags),
         )
 
 
@@ -55,6 +67,7 @@ class SearchOut(BaseModel):
     k: int
     offset: int
     took_ms: float
+    query_id: str | None = Field(None, description="Refer to this query in POST /feedback (null when the log is off).")
 
 
 class HealthOut(BaseModel):
@@ -72,6 +85,91 @@ class StatsOut(BaseModel):
     model: dict
     chunking: dict
     shards: int
+
+
+class RecordOut(BaseModel):
+    """One decision record or lesson, shown by its best passage for the query."""
+
+    title: str
+    date: str | None = Field(description="When it was decided or written (created, else modified), YYYY-MM-DD.")
+    project: str | None
+    status: str | None = Field(description="As declared or read from its Status section: Accepted, Superseded…")
+    superseded_by: str | None = Field(None, description="The record that replaces this one, when it says so.")
+    supersedes: str | None = None
+    authors: list[str]
+    tags: list[str]
+    type: str | None
+    source: str
+    url: str | None
+    doc_id: int | None
+    doc_path: str
+    text: str
+    snippet: str
+    score: float
+
+    @classmethod
+    def of(cls, hit: Hit) -> "RecordOut":
+        m = hit.meta
+        return cls(
+            title=hit.title, date=m.created or m.modified, project=m.project, status=m.status,
+            superseded_by=m.extra.get("superseded_by"), supersedes=m.extra.get("supersedes"),
+            authors=list(m.authors), tags=list(m.tags), type=m.doc_type, source=hit.source,
+            url=viewer_url(hit.doc_id, hit.source), doc_id=hit.doc_id, doc_path=hit.doc_path,
+            text=hit.text, snippet=hit.snippet, score=hit.score,
+        )
+
+
+class EvidenceOut(BaseModel):
+    source: str
+    title: str
+    text: str
+    url: str | None
+    doc_id: int
+    score: float = Field(description="What this document added to the person's score.")
+
+
+class ExpertOut(BaseModel):
+    name: str
+    email: str | None
+    score: float = Field(description="Relevance of what they authored or changed, weighted by recency "
+                         "(docs/experts.md); comparable within one answer only.")
+    documents: int = Field(description="Relevant documents they authored or changed.")
+    last_date: str | None = Field(description="Their most recent involvement among those documents.")
+    evidence: list[EvidenceOut]
+
+    @classmethod
+    def of(cls, expert: Expert) -> "ExpertOut":
+        return cls(
+            name=expert.name, email=expert.email, score=expert.score, documents=expert.documents,
+            last_date=expert.last_date,
+            evidence=[EvidenceOut(source=e.source, title=e.title, text=e.text, url=viewer_url(e.doc_id, e.source),
+                                  doc_id=e.doc_id, score=e.score) for e in expert.evidence],
+        )
+
+
+class ExpertsOut(BaseModel):
+    query: str
+    took_ms: float
+    experts: list[ExpertOut]
+
+
+def search_filters(
+    type: Annotated[list[str] | None, Query(description="Document type: decision, lesson, howto, policy, meeting, "
+                                            "other. Repeat (or comma-separate) for any of several.")] = None,
+    project: Annotated[list[str] | None, Query(description="Project, case-insensitive; repeatable.")] = None,
+    author: Annotated[list[str] | None, Query(description="Part of an author's or git contributor's name or "
+                                              "email, case- and accent-insensitive; repeatable.")] = None,
+    tag: Annotated[list[str] | None, Query(description="A tag, case-insensitive; repeatable.")] = None,
+    path: Annotated[list[str] | None, Query(description="Document path prefix ('billing/decisions/'); repeatable.")] = None,
+    modified_after: Annotated[str | None, Query(description="YYYY-MM-DD, inclusive: documents last modified "
+                                                "(else created) on or after this day.")] = None,
+    modified_before: Annotated[str | None, Query(description="YYYY-MM-DD, inclusive.")] = None,
+) -> SearchFilters:
+    """The filters every retrieval route takes; bad dates are a 422 with the one error shape."""
+    return make_filters(type, project, author, tag, path, modified_after, modified_before)
+
+
+Filters = Annotated[SearchFilters, Depends(search_filters)]
 
 
 class ErrorOut(BaseModel):
@@ -133,12 +231,51 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
         k: Annotated[int, Query(ge=1, le=settings.max_k, description="How many passages to return.")] = 10,
         offset: Annotated[int, Query(ge=0, le=10_000, description="Skip this many passages (paging).")] = 0,
         mode: Annotated[Literal["hybrid", "dense", "lexical"], Query(description="Retrieval mode.")] = "hybrid",
+        filters: Filters = SearchFilters(),
     ) -> SearchOut:
-        result = service.search(q, k=k, offset=offset, mode=mode)
-        return SearchOut(query=q, hits=[HitOut.of(h) for h in result.hits], k=k, offset=offset, took_ms=result.took_ms)
+        result = service.search(q, k=k, offset=offset, mode=mode, filters=filters)
+        return SearchOut(query=q, hits=[HitOut.of(h) for h in result.hits], k=k, offset=offset, took_ms=result.took_ms,
+                         query_id=result.query_id)
+
+    @app.get("/experts", response_model=ExpertsOut)
+    def experts(
+        q: Annotated[str, Query(description="The topic.", max_length=settings.max_query_chars)],
+        k: Annotated[int, Query(ge=1, le=settings.max_k, description="How many people to return.")] = 5,
+        filters: Filters = SearchFilters(),
+    ) -> ExpertsOut:
+        """Who knows about the topic: people ranked by the relevant material they authored or changed,
+        recent work counting more, each with the documents and passages that make them an expert."""
+        started = time.perf_counter()
+        found = service.experts(q, k=k, filters=filters)
+        took = round((time.perf_counter() - started) * 1000, 2)
+        return ExpertsOut(query=q, took_ms=took, experts=[ExpertOut.of(e) for e in found])
+
+    def records_route(doc_type: str, plural: str):
+        def route(
+            q: Annotated[str, Query(description="What the records should be about.", max_length=settings.max_query_chars)],
+            k: Annotated[int, Query(ge=1, le=settings.max_k, description="How many records to return.")] = 10,
+            filters: Filters = SearchFilters(),
+        ) -> dict:
+            started = time.perf_counter()
+            hits = service.records(q, doc_type, k=k, filters=filters)
+            took = round((time.perf_counter() - started) * 1000, 2)
+            return {"query": q, "took_ms": took, plural: [RecordOut.of(h) for h in hits]}
+
+        route.__doc__ = (f"The {plural} (documents of type '{doc_type}') that best match the query, one entry per "
+                         f"document with its title, date, project and status; the type filter is fixed, the others apply.")
+        return route
+
+    app.get("/decisions", response_model=create_model("DecisionsOut", query=(str, ...), took_ms=(float, ...),
+                                                      decisions=(list[RecordOut], ...)))(records_route("decision", "decisions"))
+    app.get("/lessons", response_model=create_model("LessonsOut", query=(str, ...), took_ms=(float, ...),
+                                                    lessons=(list[RecordOut], ...)))(records_route("lesson", "lessons"))
 
     @app.get("/stats", response_model=StatsOut)
     def stats() -> StatsOut:
         return StatsOut(**service.stats())
 
+    add_browser_routes(app, settings, service)
+    from .answer_routes import add_answer_routes  # here: it imports this module's models
+
+    add_answer_routes(app, settings, service)
     return app

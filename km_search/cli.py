@@ -18,6 +18,14 @@ app = typer.Typer(help="km-search: semantic search over your organization's docu
 
 IndexOpt = Annotated[Optional[str], typer.Option("--index", "-i", help="Index name (default: KM_INDEX or 'default').")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+# Filters, the same as the HTTP API's query parameters; repeat an option for any of several values.
+TypeOpt = Annotated[Optional[list[str]], typer.Option("--type", help="decision, lesson, howto, policy, meeting, other.")]
+ProjectOpt = Annotated[Optional[list[str]], typer.Option("--project", help="Project (case-insensitive).")]
+AuthorOpt = Annotated[Optional[list[str]], typer.Option("--author", help="Part of an author's name or email.")]
+TagOpt = Annotated[Optional[list[str]], typer.Option("--tag", help="Tag (case-insensitive).")]
+PathOpt = Annotated[Optional[list[str]], typer.Option("--path", help="Document path prefix, e.g. billing/decisions/.")]
+AfterOpt = Annotated[Optional[str], typer.Option("--modified-after", help="YYYY-MM-DD, inclusive.")]
+BeforeOpt = Annotated[Optional[str], typer.Option("--modified-before", help="YYYY-MM-DD, inclusive.")]
 
 
 def _settings() -> Settings:
@@ -86,13 +94,17 @@ def search(
     k: Annotated[int, typer.Option("-k", help="How many passages.")] = 10,
     mode: Annotated[str, typer.Option(help="hybrid, dense or lexical.")] = "hybrid",
     as_json: JsonOpt = False,
+    doc_type: TypeOpt = None, project: ProjectOpt = None, author: AuthorOpt = None, tag: TagOpt = None,
+    path: PathOpt = None, modified_after: AfterOpt = None, modified_before: BeforeOpt = None,
 ) -> None:
     """Search an index from the command line."""
+    from .filters import make_filters
     from .service import SearchService
 
     logging.disable(logging.WARNING)
     try:
-        result = SearchService(_settings(), index).search(query, k=k, mode=mode)  # type: ignore[arg-type]
+        filters = make_filters(doc_type, project, author, tag, path, modified_after, modified_before)
+        result = SearchService(_settings(), index).search(query, k=k, mode=mode, filters=filters)  # type: ignore[arg-type]
     except KmError as exc:
         _fail(str(exc))
     if as_json:
@@ -110,6 +122,99 @@ def search(
         console.print(f"[bold]{rank}. {hit.title}[/]  [dim]{heading}[/]  score {hit.score:.3f}")
         console.print(f"   [cyan]{hit.source}[/]")
         console.print("   " + hit.text[:300].replace("\n", " ") + ("…" if len(hit.text) > 300 else ""), markup=False)
+
+
+@app.command()
+def experts(
+    query: Annotated[str, typer.Argument(help="The topic: who knows about it?")],
+    index: IndexOpt = None,
+    k: Annotated[int, typer.Option("-k", help="How many people.")] = 5,
+    as_json: JsonOpt = False,
+    doc_type: TypeOpt = None, project: ProjectOpt = None, author: AuthorOpt = None, tag: TagOpt = None,
+    path: PathOpt = None, modified_after: AfterOpt = None, modified_before: BeforeOpt = None,
+) -> None:
+    """People ranked by the relevant material they authored or changed, with evidence (docs/experts.md)."""
+    from .filters import make_filters
+    from .service import SearchService
+
+    logging.disable(logging.WARNING)
+    try:
+        filters = make_filters(doc_type, project, author, tag, path, modified_after, modified_before)
+        found = SearchService(_settings(), index).experts(query, k=k, filters=filters)
+    except KmError as exc:
+        _fail(str(exc))
+    if as_json:
+        from .api import ExpertOut
+
+        typer.echo(json.dumps({"experts": [ExpertOut.of(e).model_dump() for e in found]}, indent=2))
+        return
+    from rich.console import Console
+
+    console = Console()
+    if not found:
+        console.print("nobody: no document matches")
+    for rank, expert in enumerate(found, start=1):
+        who = expert.name + (f" <{expert.email}>" if expert.email and expert.email != expert.name else "")
+        console.print(f"[bold]{rank}. {who}[/]  score {expert.score:.3f}, {expert.documents} document(s),"
+                      f" last {expert.last_date or 'undated'}", highlight=False)
+        for e in expert.evidence:
+            console.print(f"   [cyan]{e.source}[/]  {e.title}", highlight=False)
+
+
+def _records(doc_type: str, query: str, index: str | None, k: int, as_json: bool, filters: dict) -> None:
+    from .filters import make_filters
+    from .service import SearchService
+
+    logging.disable(logging.WARNING)
+    try:
+        hits = SearchService(_settings(), index).records(query, doc_type, k=k, filters=make_filters(**filters))
+    except KmError as exc:
+        _fail(str(exc))
+    from .api import RecordOut
+
+    records = [RecordOut.of(h) for h in hits]
+    if as_json:
+        typer.echo(json.dumps({doc_type + "s": [r.model_dump() for r in records]}, indent=2))
+        return
+    from rich.console import Console
+
+    console = Console()
+    if not records:
+        console.print(f"no {doc_type}s match")
+    for rank, r in enumerate(records, start=1):
+        status = f"  [{'red' if (r.status or '').lower() == 'superseded' else 'green'}]{r.status}[/]" if r.status else ""
+        later = f" by {r.superseded_by}" if r.superseded_by else ""
+        console.print(f"[bold]{rank}. {r.title}[/]{status}{later}  [dim]{r.date or ''} {r.project or ''}[/]",
+                      highlight=False)
+        console.print(f"   [cyan]{r.source}[/]", highlight=False)
+
+
+@app.command()
+def decisions(
+    query: Annotated[str, typer.Argument(help="What the decisions should be about.")],
+    index: IndexOpt = None,
+    k: Annotated[int, typer.Option("-k", help="How many decision records.")] = 10,
+    as_json: JsonOpt = False,
+    project: ProjectOpt = None, author: AuthorOpt = None, tag: TagOpt = None,
+    path: PathOpt = None, modified_after: AfterOpt = None, modified_before: BeforeOpt = None,
+) -> None:
+    """Decision records (ADRs) matching the query, with date, project and status (Accepted, Superseded…)."""
+    _records("decision", query, index, k, as_json, dict(
+        projects=project, authors=author, tags=tag, paths=path, modified_after=modified_after, modified_before=modified_before))
+
+
+@app.command()
+def lessons(
+    query: Annotated[str, typer.Argument(help="What the lessons should be about.")],
+    index: IndexOpt = None,
+    k: Annotated[int, typer.Option("-k", help="How many lessons.")] = 10,
+    as_json: JsonOpt = False,
+    project: ProjectOpt = None, author: AuthorOpt = None, tag: TagOpt = None,
+    path: PathOpt = None, modified_after: AfterOpt = None, modified_before: BeforeOpt = None,
+) -> None:
+    """Lessons learned, retrospectives and post-mortems matching the query."""
+    _records("lesson", query, index, k, as_json, dict(
+        projects=project, authors=author, tags=tag, paths=path, modified_after=modified_after, modified_before=modified_before))
 
 
 @app.command()
@@ -160,27 +265,22 @@ def evaluate(
     """Measure retrieval quality (nDCG@10, Recall@10/100, MRR@10, Hit@k, latency) on a labelled set."""
     from .embedding import Embedder
     from .evaluation import evaluate_end_to_end, evaluate_passages
-    from .service import SearchService
 
     settings = _settings()
     embedder = Embedder(settings.model, settings.embed_batch_size)
-
-    def service_factory(tmp: Path) -> SearchService:
-        return SearchService(settings.model_copy(update={"index_dir": tmp}), "eval", embedder=embedder)
-
     kinds = [kind] if kind != "auto" else [
         k for k, marker in (("passages", "qrels.tsv"), ("e2e", "gold.jsonl")) if (set_dir / marker).exists()
     ]
     if not kinds:
         _fail(f"{set_dir} holds neither qrels.tsv (a passage set) nor gold.jsonl (an end-to-end set)")
-    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    variants = {m.strip(): {"mode": m.strip()} for m in modes.split(",") if m.strip()}
     results = []
     for k in kinds:
         if k == "passages":
-            by_mode = evaluate_passages(set_dir, service_factory, mode_list)
+            by_variant = evaluate_passages(set_dir, settings, embedder, variants)
         else:
-            by_mode = evaluate_end_to_end(set_dir, service_factory, mode_list, docs=docs)
-        results.extend({"set": set_dir.name, "kind": k, "mode": m, **metrics} for m, metrics in by_mode.items())
+            by_variant = evaluate_end_to_end(set_dir, settings, embedder, variants, docs=docs)
+        results.extend({"set": set_dir.name, "kind": k, "mode": m, **metrics} for m, metrics in by_variant.items())
     if as_json:
         typer.echo(json.dumps({"results": results}, indent=2))
         return

@@ -39,3 +39,9 @@ class NothingToPublish(KmError):
     def __init__(self, message: str, report=None):
         super().__init__(message)
         self.report = report
+
+
+class DocumentNotFound(KmError):
+    """The source viewer was asked for a document the published index does not hold (or no longer can read)."""
+
+    status_code = 404

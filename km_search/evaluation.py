@@ -129,7 +129,23 @@ def run_queries(queries: Iterable[dict], search: SearchFn, judge: Callable[[str,
     return outcomes
 
 
-def evaluate_passages(set_dir: Path, service_factory, modes: Sequence[str] = ("hybrid",)) -> dict[str, dict]:
+Variants = dict[str, dict]  # name -> settings overrides, plus an optional "mode"
+
+
+def _score_variants(settings, embedder, index: str, queries, judge, variants: Variants) -> dict[str, dict]:
+    """Query one built index under each variant (query-time settings and retrieval mode)."""
+    from .service import SearchService
+
+    results = {}
+    for name, overrides in variants.items():
+        overrides = dict(overrides)
+        mode = overrides.pop("mode", "hybrid")
+        service = SearchService(settings.model_copy(update=overrides), index, embedder=embedder)
+        results[name] = summarize(run_queries(queries, lambda q, n: list(service.search(q, k=n, mode=mode).hits), judge))
+    return results
+
+
+def evaluate_passages(set_dir: Path, settings, embedder, variants: Variants) -> dict[str, dict]:
     """Index a BEIR passage set as given (one chunk per passage) and score the ranking."""
     from ingest.pipeline import index_passages
 
@@ -137,8 +153,8 @@ def evaluate_passages(set_dir: Path, service_factory, modes: Sequence[str] = ("h
     qrels = read_qrels(set_dir / "qrels.tsv")
     queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in qrels]
     with tempfile.TemporaryDirectory() as tmp:
-        service = service_factory(Path(tmp))
-        passage_ids = index_passages(corpus, service.settings, service.index, service.embedder)
+        settings = settings.model_copy(update={"index_dir": Path(tmp)})
+        passage_ids = index_passages(corpus, settings, "eval", embedder)
 
         def judge(qid: str, hits: list) -> QueryOutcome:
             ranked = [passage_ids[h.chunk_id] for h in hits]
@@ -146,19 +162,10 @@ def evaluate_passages(set_dir: Path, service_factory, modes: Sequence[str] = ("h
             return QueryOutcome(qid, first_hit_rank([relevant.get(r, 0) > 0 for r in ranked]),
                                 ndcg_at(ranked, relevant), recall_at(ranked, relevant, 10), recall_at(ranked, relevant, 100))
 
-        return _per_mode(service, queries, judge, modes)
+        return _score_variants(settings, embedder, "eval", queries, judge, variants)
 
 
-def _per_mode(service, queries, judge, modes) -> dict[str, dict]:
-    return {
-        mode: summarize(run_queries(queries, lambda q, n: list(service.search(q, k=n, mode=mode).hits), judge))
-        for mode in modes
-    }
-
-
-def evaluate_end_to_end(
-    set_dir: Path, service_factory, modes: Sequence[str] = ("hybrid",), docs: Path | None = None
-) -> dict[str, dict]:
+def evaluate_end_to_end(set_dir: Path, settings, embedder, variants: Variants, docs: Path | None = None) -> dict[str, dict]:
     """Ingest the set's documents through the real pipeline and score answers by text overlap."""
     from ingest.pipeline import ingest
 
@@ -166,10 +173,10 @@ def evaluate_end_to_end(
     queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in gold]
     judges = {qid: GoldAnswer(g["answer"]) for qid, g in gold.items()}
     with tempfile.TemporaryDirectory() as tmp:
-        service = service_factory(Path(tmp))
-        ingest([docs or set_dir / "docs"], service.settings, index=service.index, embedder=service.embedder, progress=False)
+        settings = settings.model_copy(update={"index_dir": Path(tmp)})
+        ingest([docs or set_dir / "docs"], settings, index="eval", embedder=embedder, progress=False)
 
         def judge(qid: str, hits: list) -> QueryOutcome:
             return QueryOutcome(qid, first_hit_rank([judges[qid].matches(h.text) for h in hits]))
 
-        return _per_mode(service, queries, judge, modes)
+        return _score_variants(settings, embedder, "eval", queries, judge, variants)

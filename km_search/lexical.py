@@ -47,15 +47,21 @@ def fts_expression(query: str) -> str | None:
 
 
 def lexical_search(
-    db: sqlite3.Connection, query: str, n: int, heading_weight: float = 2.0
+    db: sqlite3.Connection, query: str, n: int, heading_weight: float = 2.0,
+    within: tuple[str, list] | None = None,
 ) -> list[tuple[int, float]]:
-    """Top-n (chunk id, BM25 score), higher is better."""
+    """Top-n (chunk id, BM25 score), higher is better.
+
+    `within` is an SQL SELECT of the chunk ids allowed (and its parameters): filters restrict the
+    matches before the top n are taken.
+    """
     expression = fts_expression(query)
     if expression is None:
         return []
+    restrict, params = (f" AND rowid IN ({within[0]})", list(within[1])) if within else ("", [])
     rows = db.execute(
         "SELECT rowid, bm25(chunks_fts, ?, 1.0) AS rank FROM chunks_fts WHERE chunks_fts MATCH ?"
-        " ORDER BY rank LIMIT ?",
-        (heading_weight, expression, n),
+        f"{restrict} ORDER BY rank LIMIT ?",
+        (heading_weight, expression, *params, n),
     ).fetchall()
     return [(int(row[0]), -float(row[1])) for row in rows]

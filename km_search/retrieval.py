@@ -6,46 +6,106 @@ import json
 import time
 from typing import Literal
 
+import numpy as np
+
 from .embedding import Embedder
+from .rerank import Reranker
 from .fusion import convex_combination, reciprocal_rank_fusion
 from .lexical import lexical_search
 from .settings import Settings
 from .snippets import snippet
-from .store import Snapshot, meta_from_row
-from .types import Hit, SearchResult
+from .store import Snapshot, filtered_chunks_sql, meta_from_row
+from .types import Hit, SearchFilters, SearchResult
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
 
+def feedback_vector(query: np.ndarray, passages: np.ndarray, query_weight: float) -> np.ndarray:
+    """Move the query toward the centroid of its best passages (Rocchio), renormalized."""
+    if not len(passages):
+        return query
+    moved = query_weight * query + (1.0 - query_weight) * passages.mean(axis=0)
+    return (moved / np.linalg.norm(moved)).astype(np.float32)
+
+
+def indexed_text(row) -> str:
+    """The text a reranker judges: title and headings give the passage its context, as at indexing."""
+    headings = [h for h in json.loads(row["heading_path"]) if h != row["title"]]
+    return " > ".join([row["title"], *headings]) + "\n" + row["text"]
+
+
 class Retriever:
-    def __init__(self, snapshot: Snapshot, embedder: Embedder, settings: Settings):
+    def __init__(self, snapshot: Snapshot, embedder: Embedder, settings: Settings, reranker: Reranker | None = None):
         self.snapshot = snapshot
         self.embedder = embedder
         self.settings = settings
+        self.reranker = reranker
 
-    def rank(self, query: str, depth: int, mode: Mode = "hybrid") -> list[tuple[int, float, float | None, float | None]]:
-        """(chunk id, fused score, dense score, lexical score), best first, at most `depth` long."""
-        n = max(depth, self.settings.candidates)
-        dense = self.snapshot.dense_search(self.embedder.encode([query])[0], n) if mode != "lexical" else []
-        lexical = lexical_search(self.snapshot.db, query, n) if mode != "dense" else []
-        if mode == "dense":
-            fused = dense
-        elif mode == "lexical":
-            fused = lexical
-        elif self.settings.fusion == "rrf":
-            fused = reciprocal_rank_fusion([dense, lexical], k=self.settings.rrf_k)
-        else:
-            fused = convex_combination(dense, lexical, self.settings.dense_weight)
+    def rank(
+        self, query: str, depth: int, mode: Mode = "hybrid", filters: SearchFilters | None = None
+    ) -> list[tuple[int, float, float | None, float | None]]:
+        """(chunk id, fused score, dense score, lexical score), best first, at most `depth` long.
+
+        Filters restrict both retrievers to the allowed chunks before their top candidates are
+        taken, so filtering never empties a page that the matching documents could fill.
+        """
+        settings = self.settings
+        n = max(depth, settings.candidates)
+        allowed = self.snapshot.allowed_chunks(filters) if filters else None
+        if allowed is not None and not len(allowed):
+            return []
+        within = filtered_chunks_sql(filters)
+        query_vector = self.embedder.encode([query])[0] if mode != "lexical" else None
+        dense = self.snapshot.dense_search(query_vector, n, allowed) if query_vector is not None else []
+        lexical = lexical_search(self.snapshot.db, query, n, within=within) if mode != "dense" else []
+        fused = self._fuse(dense, lexical, mode)
+        if mode == "hybrid" and settings.feedback_passages and fused:
+            # Rocchio feedback on the dense side: the best fused passages say what the query means
+            # in this corpus' own words, which questions phrased unlike the documents need.
+            expanded = feedback_vector(
+                query_vector, self.snapshot.vectors([cid for cid, _ in fused[: settings.feedback_passages]]),
+                settings.feedback_weight,
+            )
+            dense = self.snapshot.dense_search(expanded, n, allowed)
+            fused = self._fuse(dense, lexical, mode)
+        if self.reranker is not None and mode == "hybrid":
+            fused = self._rerank(query, fused)
         d, l = dict(dense), dict(lexical)
         return [(cid, score, d.get(cid), l.get(cid)) for cid, score in fused[:depth]]
 
-    def search(self, query: str, k: int = 10, offset: int = 0, mode: Mode = "hybrid") -> SearchResult:
+    def _fuse(self, dense, lexical, mode: Mode) -> list[tuple[int, float]]:
+        if mode == "dense":
+            return list(dense)
+        if mode == "lexical":
+            return list(lexical)
+        if self.settings.fusion == "rrf":
+            return reciprocal_rank_fusion([dense, lexical], k=self.settings.rrf_k)
+        return convex_combination(dense, lexical, self.settings.dense_weight)
+
+    def _rerank(self, query: str, fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Reorder the head of the fused list with a cross-encoder; the tail keeps its order below it."""
+        head, tail = fused[: self.settings.rerank_depth], fused[self.settings.rerank_depth :]
+        rows = self.snapshot.chunk_rows(cid for cid, _ in head)
+        texts = [indexed_text(rows[cid]) for cid, _ in head]
+        scores = self.reranker.score(query, texts)
+        reranked = sorted(zip((cid for cid, _ in head), scores), key=lambda pair: -pair[1])
+        floor = min((s for _, s in reranked), default=0.0)
+        return reranked + [(cid, floor - 1.0 - i) for i, (cid, _) in enumerate(tail)]
+
+    def search(
+        self, query: str, k: int = 10, offset: int = 0, mode: Mode = "hybrid", filters: SearchFilters | None = None
+    ) -> SearchResult:
         started = time.perf_counter()
-        ranked = self.rank(query, offset + k, mode)
-        page = ranked[offset : offset + k]
-        rows = self.snapshot.chunk_rows(cid for cid, *_ in page)
+        ranked = self.rank(query, offset + k, mode, filters)
+        hits = self.hits(query, ranked[offset : offset + k])
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(hits=tuple(hits), total_candidates=len(ranked), took_ms=round(took, 2))
+
+    def hits(self, query: str, ranked: list[tuple[int, float, float | None, float | None]]) -> list[Hit]:
+        """Ranked (chunk id, score, dense, lexical) tuples made into Hits with text, link and metadata."""
+        rows = self.snapshot.chunk_rows(cid for cid, *_ in ranked)
         hits = []
-        for cid, score, dense_score, lexical_score in page:
+        for cid, score, dense_score, lexical_score in ranked:
             row = rows[cid]
             hits.append(
                 Hit(
@@ -61,7 +121,7 @@ class Retriever:
                     meta=meta_from_row(row),
                     dense_score=dense_score,
                     lexical_score=lexical_score,
+                    doc_id=row["doc_id"],
                 )
             )
-        took = (time.perf_counter() - started) * 1000
-        return SearchResult(hits=tuple(hits), total_candidates=len(ranked), took_ms=round(took, 2))
+        return hits

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from .documents import SourceDocument, find_document
 from .embedding import Embedder
 from .errors import BadQuery, IndexMismatch
+from .experts import experts_from_ranking
+from .rerank import Reranker
+from .qa import QuestionAnswering
 from .retrieval import Mode, Retriever
 from .settings import Settings
 from .store import Snapshot, current_snapshot_path
-from .types import SearchResult
+from .types import AskResult, Expert, GapReport, Hit, SearchFilters, SearchResult
 
 
 class SearchService:
@@ -20,8 +26,10 @@ class SearchService:
         self.index = index or settings.index
         self.index_path: Path = settings.index_path(self.index)
         self.embedder = embedder or Embedder(settings.model, settings.embed_batch_size)
+        self.reranker = Reranker(settings.reranker) if settings.reranker else None
         self._lock = threading.Lock()
         self._retriever: Retriever | None = None
+        self.qa = QuestionAnswering(self)  # answers, the query log and gaps (qa.py)
 
     def load(self) -> "SearchService":
         """Open the published snapshot and warm the model, so the first query is as fast as the rest."""
@@ -29,7 +37,7 @@ class SearchService:
         self._check_model(snapshot)
         self.embedder.encode(["warm up"])
         with self._lock:
-            old, self._retriever = self._retriever, Retriever(snapshot, self.embedder, self.settings)
+            old, self._retriever = self._retriever, Retriever(snapshot, self.embedder, self.settings, self.reranker)
         if old is not None:
             old.snapshot.close()
         return self
@@ -59,13 +67,46 @@ class SearchService:
         self.load()
         return True
 
-    def search(self, query: str, k: int = 10, offset: int = 0, mode: Mode = "hybrid") -> SearchResult:
+    def search(
+        self, query: str, k: int = 10, offset: int = 0, mode: Mode = "hybrid", filters: SearchFilters | None = None
+    ) -> SearchResult:
+        """Ranked passages; `filters` (type, project, author, tag, path, dates) apply before top-k."""
         query = self.validate_query(query)
-        if not 1 <= k <= self.settings.max_k:
-            raise BadQuery(f"k must be between 1 and {self.settings.max_k}, got {k}")
+        self._check_k(k)
         if offset < 0:
             raise BadQuery(f"offset must be 0 or more, got {offset}")
-        return self.retriever.search(query, k=k, offset=offset, mode=mode)
+        return self.qa.log_search(query, mode, self.retriever.search(query, k=k, offset=offset, mode=mode, filters=filters))
+
+    def _check_k(self, k: int) -> None:
+        if not 1 <= k <= self.settings.max_k:
+            raise BadQuery(f"k must be between 1 and {self.settings.max_k}, got {k}")
+
+    def experts(self, query: str, k: int = 5, filters: SearchFilters | None = None) -> list[Expert]:
+        """People who authored or changed the most relevant material on the query (docs/experts.md)."""
+        query = self.validate_query(query)
+        self._check_k(k)
+        retriever = self.retriever
+        ranked = retriever.rank(query, self.settings.expert_passages, "hybrid", filters)
+        return experts_from_ranking(
+            retriever.snapshot, [(cid, score) for cid, score, *_ in ranked], dt.date.today(),
+            self.settings.expert_half_life_days, k,
+        )
+
+    def records(self, query: str, doc_type: str, k: int = 10, filters: SearchFilters | None = None) -> list[Hit]:
+        """The k documents of one type (decision, lesson, ...) that best match the query, each as its
+        best passage: GET /decisions and /lessons. Other filters still apply."""
+        query = self.validate_query(query)
+        self._check_k(k)
+        retriever = self.retriever
+        filters = replace(filters or SearchFilters(), types=(doc_type,))
+        ranked = retriever.rank(query, max(10 * k, self.settings.candidates), "hybrid", filters)
+        rows = retriever.snapshot.chunk_rows(cid for cid, *_ in ranked)
+        best: dict[int, tuple] = {}
+        for item in ranked:
+            best.setdefault(rows[item[0]]["doc_id"], item)
+            if len(best) == k:
+                break
+        return retriever.hits(query, list(best.values()))
 
     def validate_query(self, query: str) -> str:
         query = " ".join((query or "").split())
@@ -75,5 +116,30 @@ class SearchService:
             raise BadQuery(f"the query is {len(query)} characters long; the limit is {self.settings.max_query_chars}")
         return query
 
+    def ask(self, query: str, k: int = 5, mode: Mode = "hybrid", filters: SearchFilters | None = None) -> AskResult:
+        """A direct answer quoted from the top passages with citations, or an abstention (docs/answers.md)."""
+        return self.qa.ask(query, k=k, mode=mode, filters=filters)
+
+    def ask_stream(
+        self, query: str, k: int = 5, mode: Mode = "hybrid", filters: SearchFilters | None = None
+    ) -> Iterator[tuple[str, object]]:
+        """ask() as events: hits, the language model's text as it comes, then the checked answer."""
+        return self.qa.ask_stream(query, k=k, mode=mode, filters=filters)
+
+    def feedback(
+        self, query_id: str, helpful: bool, target: str = "answer", source: str | None = None,
+        chunk_id: int | None = None, comment: str | None = None,
+    ) -> int:
+        """Store whether a logged query's answer or passage helped; its id in the log."""
+        return self.qa.feedback(query_id, helpful, target, source, chunk_id, comment)
+
+    def gaps(self, days: float | None = None, limit: int = 20) -> GapReport:
+        """Knowledge gaps: weak logged questions grouped into topics."""
+        return self.qa.gaps(days=days, limit=limit)
+
     def stats(self) -> dict[str, Any]:
         return self.retriever.snapshot.describe()
+
+    def document(self, doc_id: int) -> SourceDocument:
+        """A document of the published snapshot, for the source viewer: found by id, never by a path."""
+        return find_document(self.retriever.snapshot, doc_id)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -29,10 +29,49 @@ class Settings(BaseSettings):
     dense_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the dense score in convex fusion.")
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
     candidates: int = Field(100, ge=1, description="Candidates taken from each retriever before fusion.")
+    feedback_passages: int = Field(
+        3, ge=0, le=20, description="Top passages whose centroid moves the dense query (Rocchio feedback); 0 turns it off."
+    )
+    feedback_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight kept on the original query in feedback.")
+    reranker: str | None = Field(None, description="Path to a local sentence-transformers CrossEncoder; off when unset.")
+    rerank_depth: int = Field(30, ge=1, description="How many fused candidates the reranker reorders.")
     max_k: int = Field(100, ge=1, description="Largest k a query may ask for.")
     max_query_chars: int = Field(1000, ge=1, description="Longest query accepted.")
     max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are skipped at ingest.")
     keep_snapshots: int = Field(3, ge=1, description="Published snapshots kept per index.")
+    git_authors: bool = Field(
+        True, description="Read commit authors of files inside a git working tree at ingest (one `git log` per repository)."
+    )
+    expert_passages: int = Field(50, ge=1, le=1000, description="Passages retrieved to rank experts for a query.")
+    expert_half_life_days: float = Field(
+        730.0, gt=0, description="Age at which an involvement counts halfway between full (today) and half weight."
+    )
+    answer_threshold: float = Field(
+        0.45, ge=0.0, le=1.0,
+        description="Answer confidence below which /ask abstains; calibrated with `km eval-answers` (docs/answers.md).",
+    )
+    answer_passages: int = Field(5, ge=1, le=20, description="Top passages an answer may quote, or the language model sees.")
+    answer_sentences: int = Field(3, ge=1, le=10, description="Most sentences one extractive answer quotes.")
+    llm_url: str | None = Field(
+        None, description="OpenAI-compatible chat completions endpoint for generative answers (server root, /v1 or "
+        "the full /v1/chat/completions address), e.g. a local llama.cpp, vLLM or Ollama server. Unset: extractive only.",
+    )
+    llm_model: str = Field("default", min_length=1, description="Model name sent to the LLM endpoint.")
+    llm_timeout_s: float = Field(
+        30.0, gt=0, le=600, description="Seconds a generative answer may take before the extractive one is returned."
+    )
+    llm_api_key: SecretStr | None = Field(None, description="Bearer token for the LLM endpoint, if it wants one.")
+    llm_max_tokens: int = Field(512, ge=16, le=8192, description="Longest generated answer, in tokens.")
+    query_log: bool = Field(
+        True, description="Log every search and ask (time, results, scores, answered, latency) and feedback to "
+        "<index folder>/querylog.sqlite, for `km gaps`.",
+    )
+    gap_confidence: float = Field(
+        0.5, ge=0.0, le=1.0, description="Queries whose evidence scored below this count as weak in the gaps report."
+    )
+    gap_similarity: float = Field(
+        0.6, gt=0.0, le=1.0, description="Cosine similarity at which two weak questions share a gap topic."
+    )
     host: str = Field("127.0.0.1", description="Address `km serve` binds.")
     port: int = Field(8000, description="Port `km serve` listens on.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -60,6 +99,19 @@ class Settings(BaseSettings):
                 )
             origins.append(origin)
         return origins
+
+    @field_validator("llm_url")
+    @classmethod
+    def _check_llm_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"KM_LLM_URL {value!r} is not an http(s) URL: write it as e.g. http://127.0.0.1:8080/v1 "
+                "(an OpenAI-compatible server), or leave it unset for extractive answers only"
+            )
+        return value.strip()
 
     def index_path(self, name: str | None = None) -> Path:
         return self.index_dir / (name or self.index)

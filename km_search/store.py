@@ -6,6 +6,10 @@
         snapshots/<id>/chunks.sqlite  documents, chunks and the FTS5 lexical index (WAL)
         snapshots/<id>/shard-0000.faiss  dense vectors; FAISS ids are chunk ids
 
+Format 2 added the people table (declared authors and git contributors, for the author filter
+and expert finding) and the filter indexes; a format-1 snapshot is refused with a message to rebuild
+it (`km ingest`), which is always safe: snapshots are derived from the documents.
+
 A crash before `publish()` leaves only an unfinished folder that the next run deletes; the
 snapshot named in CURRENT keeps serving. A snapshot is a set of shards behind one manifest so that
 ingestion workers can each write shards and serving can spread them over machines later.
@@ -28,9 +32,11 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .errors import IndexMismatch, IndexNotFound
-from .types import Chunk, Document, DocumentMeta
+from .filters import filter_sql
+from .people import fold, is_bot, normalize_email, parse_person, person_key
+from .types import Chunk, Document, DocumentMeta, SearchFilters
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 DATABASE = "chunks.sqlite"
 CURRENT = "CURRENT"
@@ -66,6 +72,21 @@ CREATE TABLE chunks (
     anchor TEXT
 );
 CREATE INDEX chunks_doc ON chunks(doc_id);
+CREATE INDEX documents_type ON documents(doc_type);
+CREATE INDEX documents_project ON documents(project COLLATE NOCASE);
+CREATE INDEX documents_date ON documents(COALESCE(modified, created));
+CREATE TABLE people (
+    doc_id INTEGER NOT NULL REFERENCES documents(id),
+    role TEXT NOT NULL,        -- 'author' (declared in metadata) or 'contributor' (git history)
+    name TEXT NOT NULL,
+    email TEXT,                -- normalized (km_search.people.normalize_email)
+    key TEXT NOT NULL,         -- one person: the email, else 'name:' + folded name
+    folded TEXT NOT NULL,      -- folded name and email: what the author filter matches
+    commits INTEGER NOT NULL,  -- git commits to the document (0 for declared authors)
+    last_date TEXT             -- the latest of those commits
+);
+CREATE INDEX people_doc ON people(doc_id);
+CREATE INDEX people_key ON people(key);
 CREATE VIRTUAL TABLE chunks_fts USING fts5(
     heading, body, tokenize = 'porter unicode61 remove_diacritics 2'
 );
@@ -114,6 +135,43 @@ def _meta_row(meta: DocumentMeta) -> tuple[Any, ...]:
         meta.status,
         json.dumps(meta.extra, sort_keys=True),
     )
+
+
+def people_rows(doc_id: int, meta: DocumentMeta) -> list[tuple[Any, ...]]:
+    """Rows of the people table for one document: each declared author once, then git contributors."""
+    rows: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for author in meta.authors:
+        name, email = parse_person(author)
+        key = person_key(name, email)
+        if name or email:
+            rows.setdefault(("author", key), (doc_id, "author", name, email, key, fold(f"{name} {email or ''}"), 0, None))
+    for c in meta.contributors:
+        name, email = " ".join(c.name.split()), normalize_email(c.email)
+        key = person_key(name, email)
+        if (name or email) and not is_bot(name, email):
+            rows.setdefault(("contributor", key),
+                            (doc_id, "contributor", name, email, key, fold(f"{name} {email or ''}"), c.commits, c.last_date))
+    return list(rows.values())
+
+
+def merge_name_only_people(db: sqlite3.Connection) -> None:
+    """A person named without an email ('Priya Raman' in a Word file) becomes the one person with
+    that name and an email, when there is exactly one; several namesakes stay apart."""
+    by_name: dict[str, set[str]] = {}
+    for key, name in db.execute("SELECT DISTINCT key, name FROM people WHERE email IS NOT NULL AND name != ''"):
+        by_name.setdefault(fold(name), set()).add(key)
+    for name, keys in by_name.items():
+        if len(keys) == 1:
+            (key,) = keys
+            db.execute("UPDATE people SET key = ?, folded = folded || ' ' || ? WHERE key = ?", (key, key, "name:" + name))
+
+
+def filtered_chunks_sql(filters: SearchFilters | None) -> tuple[str, list] | None:
+    """An SQL SELECT of the chunk ids whose documents pass the filters, with its parameters."""
+    if not filters:
+        return None
+    where, params = filter_sql(filters)
+    return f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params
 
 
 def meta_from_row(row: sqlite3.Row) -> DocumentMeta:
@@ -171,6 +229,7 @@ class SnapshotWriter:
              source.content_hash, source.size, len(chunks)),
         )
         doc_id = cur.lastrowid
+        self.db.executemany("INSERT INTO people VALUES (?,?,?,?,?,?,?,?)", people_rows(doc_id, doc.meta))
         ids = []
         for chunk in chunks:
             cur = self.db.execute(
@@ -196,6 +255,19 @@ class SnapshotWriter:
                 self._flush_shard()
         return ids
 
+    def records_of_type(self, doc_type: str) -> list[tuple[int, str, str, str | None, dict[str, str]]]:
+        """(id, title, path, status, extra) of the documents of one type added so far."""
+        rows = self.db.execute("SELECT id, title, path, status, extra FROM documents WHERE doc_type = ?", (doc_type,))
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def mark_superseded(self, doc_id: int, by: str) -> None:
+        """A decision that a later one supersedes: status Superseded, extra['superseded_by'] set."""
+        (extra,) = self.db.execute("SELECT extra FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        extra = json.loads(extra)
+        extra.setdefault("superseded_by", by)
+        self.db.execute("UPDATE documents SET status = 'Superseded', extra = ? WHERE id = ?",
+                        (json.dumps(extra, sort_keys=True), doc_id))
+
     def _flush_shard(self) -> None:
         if not self._pending_count:
             return
@@ -213,6 +285,7 @@ class SnapshotWriter:
     def publish(self, keep: int = 3) -> Path:
         """Finish the snapshot, then point CURRENT at it in one atomic rename."""
         self._flush_shard()
+        merge_name_only_people(self.db)
         self.db.commit()
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
@@ -297,6 +370,7 @@ class Snapshot:
         if conn is None:
             conn = sqlite3.connect(f"file:{self.path / DATABASE}?mode=ro", uri=True, check_same_thread=False)
             conn.row_factory = sqlite3.Row
+            conn.create_function("km_fold", 1, lambda v: fold(v) if isinstance(v, str) else v, deterministic=True)
             self._local.conn = conn
         return conn
 
@@ -304,15 +378,42 @@ class Snapshot:
     def snapshot_id(self) -> str:
         return self.manifest["snapshot"]
 
-    def dense_search(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """Top-n (chunk id, cosine) over all shards."""
+    def dense_search(self, vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top-n (chunk id, cosine) over all shards; only among the `allowed` chunk ids when given."""
         found: list[tuple[int, float]] = []
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        params = None
+        if allowed is not None:
+            if not len(allowed):
+                return []
+            import faiss
+
+            # Exact: the flat index scores every vector the selector lets through, so the top n
+            # among the allowed ids are found however few of them there are.
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params = faiss.SearchParameters(sel=selector)
         for shard in self.shards:
-            scores, ids = shard.search(query, min(n, shard.ntotal))
+            if params is None:
+                scores, ids = shard.search(query, min(n, shard.ntotal))
+            else:
+                scores, ids = shard.search(query, min(n, shard.ntotal), params=params)
             found.extend((int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0)
         found.sort(key=lambda pair: -pair[1])
         return found[:n]
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of these chunk ids (each shard covers an id range)."""
+        found = []
+        for chunk_id in ids:
+            for meta, shard in zip(self.manifest.get("shards", []), self.shards):
+                if meta["min_id"] <= chunk_id <= meta["max_id"]:
+                    try:
+                        found.append(shard.reconstruct(int(chunk_id)))
+                        break
+                    except RuntimeError:  # not in this shard after all
+                        continue
+        dim = self.shards[0].d if self.shards else 0
+        return np.asarray(found, dtype=np.float32).reshape(len(found), dim)
 
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, sqlite3.Row]:
         ids = list(ids)
@@ -320,12 +421,48 @@ class Snapshot:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.db.execute(
-            "SELECT c.id, c.text, c.source, c.heading_path, c.page, c.anchor, d.path AS doc_path,"
+            "SELECT c.id, c.doc_id, c.text, c.source, c.heading_path, c.page, c.anchor, d.path AS doc_path,"
             " d.title, d.authors, d.created, d.modified, d.project, d.doc_type, d.tags, d.status, d.extra"
             f" FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
             ids,
         ).fetchall()
         return {row["id"]: row for row in rows}
+
+    def allowed_chunks(self, filters: SearchFilters) -> np.ndarray | None:
+        """The chunk ids of the documents that pass the filters; None when nothing is filtered."""
+        within = filtered_chunks_sql(filters)
+        if within is None:
+            return None
+        rows = self.db.execute(*within).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def people_of(self, doc_ids: Iterable[int]) -> dict[int, list[sqlite3.Row]]:
+        """The people table's rows of these documents: authors and git contributors, by document."""
+        doc_ids = list(doc_ids)
+        out: dict[int, list[sqlite3.Row]] = {d: [] for d in doc_ids}
+        if doc_ids:
+            marks = ",".join("?" * len(doc_ids))
+            for row in self.db.execute(f"SELECT * FROM people WHERE doc_id IN ({marks})", doc_ids):
+                out[row["doc_id"]].append(row)
+        return out
+
+    def name_candidates(self, keys: Iterable[str]) -> dict[str, list[tuple[str, bool, int]]]:
+        """For each person key, the names written for them anywhere: (name, as an author?, times)."""
+        keys = list(keys)
+        out: dict[str, list[tuple[str, bool, int]]] = {k: [] for k in keys}
+        if keys:
+            marks = ",".join("?" * len(keys))
+            rows = self.db.execute(
+                f"SELECT key, name, MAX(role = 'author') AS declared, COUNT(*) AS n FROM people"
+                f" WHERE key IN ({marks}) GROUP BY key, name", keys,
+            )
+            for row in rows:
+                out[row["key"]].append((row["name"], bool(row["declared"]), row["n"]))
+        return out
+
+    def document_row(self, doc_id: int) -> sqlite3.Row | None:
+        """One row of the documents table (path, abs_path, format, metadata), or None."""
+        return self.db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
 
     def describe(self) -> dict[str, Any]:
         m = self.manifest

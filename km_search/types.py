@@ -10,8 +10,22 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Contributor:
+    """Someone who changed a file, from its git history: `commits` to it, the date of the latest one."""
+
+    name: str
+    email: str
+    commits: int = 1
+    last_date: str | None = None
+
+
+@dataclass(frozen=True)
 class DocumentMeta:
-    """What we know about a document beyond its text. Dates are ISO-8601 strings ('2024-03-01')."""
+    """What we know about a document beyond its text. Dates are ISO-8601 strings ('2024-03-01').
+
+    `authors` are the declared ones ('Name <email>' or either part); `contributors` come from git
+    and are stored in the snapshot's people table, not read back with hits.
+    """
 
     title: str = ""
     authors: tuple[str, ...] = ()
@@ -22,6 +36,7 @@ class DocumentMeta:
     tags: tuple[str, ...] = ()
     status: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    contributors: tuple[Contributor, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,7 @@ class Hit:
     meta: DocumentMeta = field(default_factory=DocumentMeta)
     dense_score: float | None = None
     lexical_score: float | None = None
+    doc_id: int | None = None  # the document's id in its snapshot: the source viewer's /documents/{doc_id}
 
 
 @dataclass(frozen=True)
@@ -97,3 +113,117 @@ class SearchResult:
     hits: tuple[Hit, ...]
     total_candidates: int
     took_ms: float
+    query_id: str | None = None  # set when the query log recorded it; /feedback refers to it
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A quoted span of one hit's passage: `text == hits[ref - 1].text[start:end]`.
+
+    `ref` is the 1-based number of the hit, the `[n]` a generated answer cites.
+    """
+
+    ref: int
+    chunk_id: int
+    source: str
+    title: str
+    text: str
+    start: int
+    end: int
+    doc_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A direct answer (`text`), or an abstention (`text is None`) that says why in `note`.
+
+    `kind` is "extractive" (sentences quoted verbatim), "generative" (written by the language
+    model, every sentence citing `[n]`) or "none" (abstained).
+    """
+
+    text: str | None
+    confidence: float
+    citations: tuple[Citation, ...] = ()
+    kind: str = "extractive"
+    note: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.text is not None
+
+
+@dataclass(frozen=True)
+class AskResult:
+    query: str
+    answer: Answer
+    hits: tuple[Hit, ...]
+    took_ms: float
+    query_id: str | None = None
+
+
+@dataclass(frozen=True)
+class GapTopic:
+    """Questions the index could not answer well, grouped by meaning: a knowledge gap."""
+
+    question: str  # the representative: the member closest to the topic's centre
+    count: int  # logged queries in the topic, repeats included
+    queries: tuple[str, ...]  # distinct example questions, most frequent first
+    last_seen: str
+    abstained: int  # asked and not answered
+    low_score: int  # answered or searched, but with weak evidence
+    negative_feedback: int
+    comments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GapReport:
+    """The knowledge-gaps report: totals over the window and the topics, biggest first."""
+
+    totals: dict[str, int]
+    topics: tuple[GapTopic, ...]
+    min_confidence: float
+    days: float | None = None
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Restrictions applied inside retrieval, before top-k. Several values of one field are ORed,
+    fields are ANDed. Types and tags match case-insensitively, `authors` as substrings of a
+    person's name or email, `paths` as prefixes of the document path, dates inclusively against
+    the document's modified date (its created date when it has none)."""
+
+    types: tuple[str, ...] = ()
+    projects: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    modified_after: str | None = None
+    modified_before: str | None = None
+
+    def __bool__(self) -> bool:
+        return any((self.types, self.projects, self.authors, self.tags, self.paths,
+                    self.modified_after, self.modified_before))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A document that makes someone an expert on a query, shown by its best passage."""
+
+    doc_id: int
+    source: str
+    title: str
+    text: str
+    score: float  # what this document added to the person's score
+
+
+@dataclass(frozen=True)
+class Expert:
+    """A person ranked for a query by the relevant material they authored or changed (docs/experts.md)."""
+
+    name: str
+    email: str | None
+    score: float
+    documents: int  # relevant documents they authored or changed
+    last_date: str | None  # their most recent involvement among those documents
+    evidence: tuple[Evidence, ...] = ()
+

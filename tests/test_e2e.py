@@ -1,15 +1,12 @@
 """End to end on real files: `km ingest` the example corpus (every format, plus broken files) with the
-real model, serve it with `km serve` as a separate process, and ask questions over HTTP."""
+real model, serve it with `km serve` as a separate process, and ask questions over HTTP.
+The `workspace`, `ingest_report` and `server` fixtures are in conftest.py (the browser tests share them)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -34,54 +31,6 @@ def _one_question_per_format() -> list[str]:
     return sorted(chosen.values(), key=lambda q: int(q[1:]))
 
 
-@pytest.fixture(scope="session")
-def workspace(tmp_path_factory):
-    """The example corpus plus files that must fail alone: a corrupt PDF, an empty file, binary 'text'."""
-    root = tmp_path_factory.mktemp("e2e")
-    docs = root / "docs"
-    shutil.copytree(EXAMPLES, docs)
-    (docs / "broken").mkdir()
-    (docs / "broken" / "corrupt.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\ngarbage" * 3)
-    (docs / "broken" / "empty.md").write_text("")
-    (docs / "broken" / "binary.txt").write_bytes(bytes(range(256)) * 8)
-    env = {**os.environ, "KM_INDEX_DIR": str(root / "indexes"), "HF_HUB_OFFLINE": "1"}
-    return root, docs, env
-
-
-@pytest.fixture(scope="session")
-def ingest_report(workspace):
-    root, docs, env = workspace
-    run = subprocess.run([*KM, "ingest", str(docs), "--index", "example", "--json"],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout)
-
-
-@pytest.fixture(scope="session")
-def server(workspace, ingest_report):
-    root, docs, env = workspace
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(root / "serve.log", "w")
-    proc = subprocess.Popen([*KM, "serve", "--index", "example", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(base + "/healthz", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("km serve did not become healthy: " + (root / "serve.log").read_text()[-2000:])
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
 def get(base: str, path: str, **params) -> dict:
     with urllib.request.urlopen(f"{base}{path}?{urllib.parse.urlencode(params)}", timeout=30) as r:
         return json.load(r)
@@ -102,12 +51,16 @@ def test_report_lists_each_broken_file_with_its_reason_and_indexes_the_rest(inge
 
 @pytest.mark.parametrize("qid", _one_question_per_format())
 def test_question_is_answered_from_the_right_document_and_section(server, qid):
+    """The document that answers is in the top 3, and the passage holding the answer, with its
+    section's deep link, is on the first page of 10 (picking the section within a document is the
+    harder half: docs/quality.md)."""
     gold = GOLD[qid]
-    hits = get(server, "/search", q=QUERIES[qid], k=3)["hits"]
+    hits = get(server, "/search", q=QUERIES[qid], k=10)["hits"]
     assert hits, f"no hits for {QUERIES[qid]!r}"
+    assert gold["source"] in [h["doc_path"] for h in hits[:3]], f"{QUERIES[qid]!r}: got {[h['source'] for h in hits]}"
     answer = GoldAnswer(gold["answer"])
     right = [h for h in hits if h["doc_path"] == gold["source"] and answer.matches(h["text"])]
-    assert right, f"{QUERIES[qid]!r}: top 3 were {[h['source'] for h in hits]}"
+    assert right, f"{QUERIES[qid]!r}: got {[h['source'] for h in hits]}"
     expected_link = gold["source"]
     if gold.get("anchor"):
         expected_link += "#" + gold["anchor"]
@@ -124,7 +77,7 @@ def test_http_and_cli_return_the_same_hits(server, workspace):
                          capture_output=True, text=True, env=env, timeout=300)
     assert cli.returncode == 0, cli.stderr
     assert [h["source"] for h in json.loads(cli.stdout)["hits"]] == [h["source"] for h in http]
-    assert http[0]["source"] == "billing/decisions/adr-012-move-billing-to-postgres.md#context"
+    assert http[0]["doc_path"] == "billing/decisions/adr-012-move-billing-to-postgres.md"
     for hit in http:
         assert {"text", "source", "title", "score", "snippet", "heading_path"} <= hit.keys()
 

@@ -39,6 +39,7 @@ from ._common import (
 EXTENSIONS: tuple[str, ...] = (".docx",)
 
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
+_IDENTIFIER = re.compile(r"^[\w.-]{1,64}$")  # a subject that names a project ('billing'), not a sentence
 _P, _TBL, _SDT = qn("w:p"), qn("w:tbl"), qn("w:sdt")
 _BLANK_CORE = (
     b'<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties"/>'
@@ -54,12 +55,19 @@ def parse(path: Path, rel_path: str) -> Document:
         authors=split_names(core.get("author", "")),
         created=core.get("created"),
         modified=core.get("modified"),
+        project=project_of(core.get("subject")),
         doc_type=core.get("category"),
         tags=split_tags(core.get("keywords", "")),
         status=core.get("content_status"),
         extra={k: core[k] for k in ("subject", "language") if core.get(k)},
     )
     return Document(path=rel_path, format="docx", sections=sections, meta=meta)
+
+
+def project_of(subject: str | None) -> str | None:
+    """Word has no project field; teams put the project in Subject. Only a one-word subject counts:
+    a sentence there is a description (it stays in extra['subject'])."""
+    return subject if subject and _IDENTIFIER.match(subject) else None
 
 
 def open_docx(data: bytes) -> DocxDocument:
@@ -77,11 +85,14 @@ def open_docx(data: bytes) -> DocxDocument:
 
 
 def with_blank_core_properties(data: bytes) -> bytes:
+    """The package with docProps/core.xml blanked, or added when a producer left it out."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
         for item in zin.infolist():
             body = _BLANK_CORE if item.filename == "docProps/core.xml" else zin.read(item.filename)
             zout.writestr(item, body)
+        if "docProps/core.xml" not in zin.namelist():
+            zout.writestr("docProps/core.xml", _BLANK_CORE)
     return out.getvalue()
 
 

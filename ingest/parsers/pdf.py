@@ -169,7 +169,7 @@ def meta_of(reader: PdfReader, texts: list[str]) -> DocumentMeta:
         authors=split_names(info.get("/Author", "")) or xmp.get("authors", ()),
         created=iso_date(info.get("/CreationDate")) or xmp.get("created"),
         modified=iso_date(info.get("/ModDate")) or xmp.get("modified"),
-        tags=split_tags(info.get("/Keywords", "")),
+        tags=split_tags(info.get("/Keywords", "")) or xmp.get("tags", ()),
         extra=extra,
     )
 
@@ -185,7 +185,7 @@ def info_dict(reader: PdfReader) -> dict[str, str]:
 
 
 def xmp_fields(reader: PdfReader) -> dict[str, Any]:
-    """dc:title, dc:creator and the xmp dates; malformed XMP yields what could be read, or nothing."""
+    """dc:title, dc:creator, dc:subject (keywords) and the xmp dates; malformed XMP yields what could be read, or nothing."""
     out: dict[str, Any] = {}
     try:
         xmp = reader.xmp_metadata
@@ -198,6 +198,7 @@ def xmp_fields(reader: PdfReader) -> dict[str, Any]:
         "authors": lambda: tuple(a for a in (collapse(str(c)) for c in xmp.dc_creator or ()) if a),
         "created": lambda: iso_date(xmp.xmp_create_date),
         "modified": lambda: iso_date(xmp.xmp_modify_date),
+        "tags": lambda: tuple(dict.fromkeys(t for t in (collapse(str(s)) for s in xmp.dc_subject or ()) if t)),
     }
     for key, read in readers.items():
         try:

@@ -1,0 +1,231 @@
+"""Extractive answers: the sentences of the top passages that best answer a question, quoted verbatim.
+
+Pure apart from the `encode` function it is given: the question and the ranked hits go in, an
+Answer comes out whose citations give character offsets into a hit's passage, so a UI can
+highlight the quote. When the best evidence is weak it abstains (`Answer.text is None`) instead
+of quoting something unrelated.
+
+Each sentence is scored by its cosine similarity to the question, by how much of the question's
+vocabulary it holds (rare words weigh more), and by its passage's retrieval rank. The answer's
+confidence combines the best sentence's similarity with how much of the question's vocabulary the
+quoted passage covers: questions about things the corpus never mentions ("Google's parental
+leave policy") get little of either. The threshold is calibrated by `km eval-answers`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .lexical import STOPWORDS, query_terms
+from .types import Answer, Citation, Hit
+
+Encode = Callable[[Sequence[str]], np.ndarray]
+
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
+_CLAUSE = re.compile(r"(?<=[;:])\s+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+MAX_SENTENCE_WORDS = 60
+SHORT_SENTENCE_WORDS = 12
+ABSTAIN_NOTE = "No passage answers this question confidently; the closest passages are listed in hits."
+
+
+@dataclass(frozen=True)
+class AnswerParams:
+    """The knobs of extraction; `threshold` is the confidence below which we abstain."""
+
+    threshold: float = 0.5
+    passages: int = 5
+    max_sentences: int = 3
+
+
+@dataclass(frozen=True)
+class Sentence:
+    hit: int  # index into the hits
+    start: int
+    end: int
+    semantic: float = 0.0
+    overlap: float = 0.0
+    score: float = 0.0
+
+
+# ---- sentences -------------------------------------------------------------------------------
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the sentences of `text`, whitespace trimmed, never empty.
+
+    Sentences longer than MAX_SENTENCE_WORDS are cut at clause marks (; :) and then into runs of
+    words, so a quote stays readable.
+    """
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for m in _BOUNDARY.finditer(text):
+        spans.extend(_trimmed_pieces(text, cursor, m.start()))
+        cursor = m.end()
+    spans.extend(_trimmed_pieces(text, cursor, len(text)))
+    return spans
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def _trimmed_pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    span = _trim(text, start, end)
+    if span is None:
+        return []
+    words = list(_WORD.finditer(text, span[0], span[1]))
+    if len(words) <= MAX_SENTENCE_WORDS:
+        return [span]
+    pieces: list[tuple[int, int]] = []
+    cursor = span[0]
+    for m in _CLAUSE.finditer(text, span[0], span[1]):
+        pieces.append((cursor, m.start()))
+        cursor = m.end()
+    pieces.append((cursor, span[1]))
+    out: list[tuple[int, int]] = []
+    for a, b in pieces:
+        piece_words = list(_WORD.finditer(text, a, b))
+        if len(piece_words) <= MAX_SENTENCE_WORDS:
+            trimmed = _trim(text, a, b)
+            if trimmed:
+                out.append(trimmed)
+            continue
+        for i in range(0, len(piece_words), MAX_SENTENCE_WORDS):
+            run = piece_words[i : i + MAX_SENTENCE_WORDS]
+            lo = a if i == 0 else run[0].start()
+            hi = b if i + MAX_SENTENCE_WORDS >= len(piece_words) else run[-1].end()
+            trimmed = _trim(text, lo, hi)
+            if trimmed:
+                out.append(trimmed)
+    return out
+
+
+# ---- vocabulary overlap ----------------------------------------------------------------------
+
+
+def _stem(word: str) -> str:
+    """A crude stem, enough to match 'deploy' with 'deployment' and 'packages' with 'package'."""
+    return word[: max(4, len(word) - 2)] if len(word) > 4 else word
+
+
+def rarity_weights(terms: Sequence[str], document_frequency: Mapping[str, int], total: int) -> dict[str, float]:
+    """IDF of each query term in the snapshot; a term the corpus never uses weighs the most."""
+    return {t: math.log((total + 1) / (document_frequency.get(t, 0) + 0.5)) for t in terms}
+
+
+def coverage(text: str, weights: Mapping[str, float]) -> float:
+    """Share of the question's (IDF-weighted) vocabulary found in `text`, 0..1."""
+    total = sum(weights.values())
+    if not total:
+        return 0.0
+    stems = {_stem(w) for w in _WORD.findall(text.lower())}
+    found = sum(w for term, w in weights.items() if _stem(term) in stems)
+    return found / total
+
+
+# ---- extraction ------------------------------------------------------------------------------
+
+
+def score_sentences(
+    question: str, hits: Sequence[Hit], encode: Encode, weights: Mapping[str, float]
+) -> list[Sentence]:
+    """Every sentence of the hits, scored; best first."""
+    spans = [(i, a, b) for i, hit in enumerate(hits) for a, b in split_sentences(hit.text)]
+    if not spans:
+        return []
+    vectors = encode([question, *[hits[i].text[a:b] for i, a, b in spans]])
+    similarity = vectors[1:] @ vectors[0]
+    scored = []
+    for (i, a, b), sim in zip(spans, similarity):
+        overlap = coverage(hits[i].text[a:b], weights)
+        prior = 1.0 / (1.0 + 0.15 * i)
+        score = (0.7 * float(sim) + 0.3 * overlap) * prior
+        scored.append(Sentence(i, a, b, float(sim), overlap, score))
+    scored.sort(key=lambda s: -s.score)
+    return scored
+
+
+def extract_answer(
+    question: str,
+    hits: Sequence[Hit],
+    encode: Encode,
+    weights: Mapping[str, float],
+    params: AnswerParams = AnswerParams(),
+) -> Answer:
+    """The best-supported quote from the top `params.passages` hits, or an abstention."""
+    top = list(hits[: params.passages])
+    sentences = score_sentences(question, top, encode, weights)
+    if not sentences:
+        return Answer(None, 0.0, kind="none", note="Nothing in the index matches this question.")
+    best = sentences[0]
+    hit = top[best.hit]
+    start, end = _grow(best, sentences, hit.text, params.max_sentences)
+    confidence = answer_confidence(best, coverage(hit.text, weights))
+    if confidence < params.threshold:
+        return Answer(None, confidence, kind="none", note=ABSTAIN_NOTE)
+    citation = Citation(best.hit + 1, hit.chunk_id, hit.source, hit.title, hit.text[start:end], start, end)
+    return Answer(hit.text[start:end], confidence, (citation,), kind="extractive")
+
+
+def answer_confidence(best: Sentence, passage_coverage: float) -> float:
+    """0..1: how well the quoted sentence matches the question's meaning and its passage its words."""
+    value = 0.6 * best.semantic + 0.4 * passage_coverage
+    return round(min(1.0, max(0.0, value)), 4)
+
+
+def _grow(best: Sentence, sentences: Sequence[Sentence], text: str, max_sentences: int) -> tuple[int, int]:
+    """The best sentence, grown with its neighbours in the same passage while they help.
+
+    A short best sentence ("Yes.") takes the next one; a neighbour scoring nearly as well as the
+    best joins too. The span stays contiguous, so it is one verbatim quote.
+    """
+    same = sorted((s for s in sentences if s.hit == best.hit), key=lambda s: s.start)
+    at = next(i for i, s in enumerate(same) if s.start == best.start)
+    lo = hi = at
+
+    def words(a: int, b: int) -> int:
+        return len(_WORD.findall(text[a:b]))
+
+    while hi - lo + 1 < max_sentences:
+        span_words = words(same[lo].start, same[hi].end)
+        nxt = same[hi + 1] if hi + 1 < len(same) else None
+        if nxt is not None and (span_words < SHORT_SENTENCE_WORDS or nxt.score >= 0.9 * best.score):
+            hi += 1
+            continue
+        prev = same[lo - 1] if lo > 0 else None
+        if prev is not None and prev.score >= 0.9 * best.score:
+            lo -= 1
+            continue
+        break
+    return same[lo].start, same[hi].end
+
+
+def passage_evidence(hits: Sequence[Hit], weights: Mapping[str, float]) -> float:
+    """A search's evidence without sentence embeddings, on the answer confidence's scale (roughly):
+    the best dense similarity among the top passages and how much of the question the first covers."""
+    dense = max((h.dense_score for h in hits[:5] if h.dense_score is not None), default=0.0)
+    value = 0.6 * dense + 0.4 * coverage(hits[0].text, weights) if hits else 0.0
+    return round(min(1.0, max(0.0, value)), 4)
+
+
+def supporting_span(text: str, claims: Sequence[str]) -> tuple[int, int]:
+    """The sentence of `text` sharing the most words with the claims that cite it (a generated
+    answer's citation), so the UI can highlight where the claim comes from."""
+    claim_stems = {_stem(w) for claim in claims for w in _WORD.findall(claim.lower()) if w not in STOPWORDS}
+    best, best_shared = (0, len(text)), -1
+    for start, end in split_sentences(text):
+        shared = len(claim_stems & {_stem(w) for w in _WORD.findall(text[start:end].lower())})
+        if shared > best_shared:
+            best, best_shared = (start, end), shared
+    return best

@@ -1,0 +1,188 @@
+"""Question answering over the service: retrieval, extractive answer, optional language model, query log.
+
+`SearchService` owns one `QuestionAnswering` and delegates ask(), ask_stream(), feedback() and
+gaps() to it, and hands it every search to log. The pure parts live elsewhere: answer.py picks
+the quote, llm.py talks to the model and checks its citations, gaps.py groups weak questions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+from .answer import AnswerParams, extract_answer, passage_evidence, rarity_weights, supporting_span
+from .gaps import distinct_questions, find_gaps
+from .lexical import query_terms
+from .llm import ChatClient, LLMError, build_messages, cited_answer
+from .querylog import FILENAME, QueryLog, QueryLogUnavailable
+from .termstats import document_frequencies
+from .types import Answer, AskResult, Citation, GapReport, Hit, SearchFilters, SearchResult
+
+if TYPE_CHECKING:
+    from .service import SearchService
+
+log = logging.getLogger("km_search.qa")
+
+NO_LLM_ANSWER = "the language model found no answer it could cite in the passages"
+
+
+class QuestionAnswering:
+    def __init__(self, service: "SearchService"):
+        self.service = service
+        self.settings = service.settings
+        self.query_log = QueryLog(service.index_path / FILENAME) if self.settings.query_log else None
+
+    # ---- ask ---------------------------------------------------------------------------------
+
+    def ask(self, query: str, k: int = 5, mode: str = "hybrid", filters: SearchFilters | None = None) -> AskResult:
+        """The best answer to `query` with its citations and the top `k` passages, or an abstention."""
+        started = time.perf_counter()
+        query, hits, weights = self._retrieve(query, k, mode, filters)
+        answer = self._extract(query, hits, weights)
+        if answer.answered and self.settings.llm_url:
+            answer = self._generate(query, hits, answer)
+        return self._finish(query, mode, hits, answer, started)
+
+    def ask_stream(
+        self, query: str, k: int = 5, mode: str = "hybrid", filters: SearchFilters | None = None
+    ) -> Iterator[tuple[str, object]]:
+        """Validates and retrieves now (so a bad request fails before streaming), then yields events:
+        ("hits", hits), any number of ("delta", text) while the language model writes, and last
+        ("answer", AskResult) with the checked, cited answer, which replaces the streamed text."""
+        started = time.perf_counter()
+        query, hits, weights = self._retrieve(query, k, mode, filters)
+        extractive = self._extract(query, hits, weights)
+
+        def events() -> Iterator[tuple[str, object]]:
+            yield "hits", hits
+            answer = extractive
+            if extractive.answered and self.settings.llm_url:
+                passages = hits[: self.settings.answer_passages]
+                parts: list[str] = []
+                try:
+                    for delta in self._client().stream(build_messages(query, passages)):
+                        parts.append(delta)
+                        yield "delta", delta
+                    answer = self._checked("".join(parts), passages, extractive)
+                except LLMError as exc:
+                    answer = _fallback(extractive, str(exc))
+            yield "answer", self._finish(query, mode, hits, answer, started)
+
+        return events()
+
+    def _retrieve(
+        self, query: str, k: int, mode: str, filters: SearchFilters | None
+    ) -> tuple[str, tuple[Hit, ...], dict[str, float]]:
+        service = self.service
+        query = service.validate_query(query)
+        service._check_k(k)
+        retriever = service.retriever
+        hits = retriever.search(query, k=k, mode=mode, filters=filters).hits  # type: ignore[arg-type]
+        return query, hits, self._weights(query)
+
+    def _weights(self, query: str) -> dict[str, float]:
+        snapshot = self.service.retriever.snapshot
+        terms = query_terms(query)
+        total = int(snapshot.manifest.get("counts", {}).get("chunks", 0))
+        return rarity_weights(terms, document_frequencies(snapshot.db, terms), total)
+
+    def _extract(self, query: str, hits: Sequence[Hit], weights: dict[str, float]) -> Answer:
+        params = AnswerParams(self.settings.answer_threshold, self.settings.answer_passages,
+                              self.settings.answer_sentences)
+        return extract_answer(query, hits, self.service.embedder.encode, weights, params)
+
+    def _client(self) -> ChatClient:
+        s = self.settings
+        key = s.llm_api_key.get_secret_value() if s.llm_api_key else None
+        return ChatClient(s.llm_url or "", s.llm_model, s.llm_timeout_s, key, s.llm_max_tokens)
+
+    def _generate(self, query: str, hits: Sequence[Hit], extractive: Answer) -> Answer:
+        passages = hits[: self.settings.answer_passages]
+        try:
+            text = self._client().complete(build_messages(query, passages))
+        except LLMError as exc:
+            return _fallback(extractive, str(exc))
+        return self._checked(text, passages, extractive)
+
+    def _checked(self, text: str, passages: Sequence[Hit], extractive: Answer) -> Answer:
+        """Keep only the generated sentences that cite a passage; cite each passage by its best span."""
+        cited = cited_answer(text, len(passages))
+        if not cited.sentences:
+            return _fallback(extractive, NO_LLM_ANSWER)
+        claims: dict[int, list[str]] = {}
+        for sentence, refs in cited.sentences:
+            for ref in refs:
+                claims.setdefault(ref, []).append(sentence)
+        citations = []
+        for ref in sorted(claims):
+            hit = passages[ref - 1]
+            start, end = supporting_span(hit.text, claims[ref])
+            citations.append(Citation(ref, hit.chunk_id, hit.source, hit.title, hit.text[start:end], start, end,
+                                      hit.doc_id))
+        note = None
+        if cited.dropped:
+            n = len(cited.dropped)
+            note = f"{n} generated sentence{'s' if n > 1 else ''} without a citation {'were' if n > 1 else 'was'} left out."
+        return Answer(cited.text, extractive.confidence, tuple(citations), kind="generative", note=note)
+
+    def _finish(self, query: str, mode: str, hits: Sequence[Hit], answer: Answer, started: float) -> AskResult:
+        took = round((time.perf_counter() - started) * 1000, 2)
+        query_id = None
+        if self.query_log is not None:
+            query_id = self.query_log.record(
+                "ask", query, results=len(hits), latency_ms=took, mode=mode,
+                top_score=hits[0].score if hits else None, confidence=answer.confidence, answered=answer.answered,
+                answer_kind=answer.kind, snapshot=self._snapshot_id(),
+            )
+        return AskResult(query, answer, tuple(hits), took, query_id)
+
+    # ---- search log, feedback, gaps -----------------------------------------------------------
+
+    def log_search(self, query: str, mode: str, result: SearchResult) -> SearchResult:
+        """Record a search (never failing it) and return it with its query id."""
+        if self.query_log is None:
+            return result
+        try:
+            evidence = passage_evidence(result.hits, self._weights(query)) if result.hits else 0.0
+        except Exception as exc:  # the log must never make a query fail
+            log.warning("could not score the evidence of a search for the query log: %s", exc)
+            evidence = None
+        query_id = self.query_log.record(
+            "search", query, results=len(result.hits), latency_ms=result.took_ms, mode=mode,
+            top_score=result.hits[0].score if result.hits else None, confidence=evidence,
+            snapshot=self._snapshot_id(),
+        )
+        return replace(result, query_id=query_id)
+
+    def _snapshot_id(self) -> str | None:
+        retriever = self.service._retriever
+        return retriever.snapshot.snapshot_id if retriever is not None else None
+
+    def feedback(
+        self, query_id: str, helpful: bool, target: str = "answer", source: str | None = None,
+        chunk_id: int | None = None, comment: str | None = None,
+    ) -> int:
+        return self._log().add_feedback(query_id, helpful, target, source, chunk_id, comment)
+
+    def gaps(self, days: float | None = None, limit: int = 20) -> GapReport:
+        """Weak queries (abstained, nothing found, low evidence, or marked unhelpful) grouped into topics."""
+        query_log = self._log()
+        queries = query_log.weak_queries(self.settings.gap_confidence, days)
+        questions = distinct_questions(queries)
+        vectors = self.service.embedder.encode(questions)
+        topics = find_gaps(queries, questions, vectors, self.settings.gap_similarity)[:limit]
+        return GapReport(query_log.totals(days), tuple(topics), self.settings.gap_confidence, days)
+
+    def _log(self) -> QueryLog:
+        if self.query_log is None:
+            raise QueryLogUnavailable(
+                "the query log is off (KM_QUERY_LOG=false): turn it on to collect feedback and see knowledge gaps"
+            )
+        return self.query_log
+
+
+def _fallback(extractive: Answer, reason: str) -> Answer:
+    """The extractive answer, with a note saying why the generated one is not shown."""
+    return replace(extractive, note=f"{reason[0].upper()}{reason[1:]}; the extractive answer is shown instead.")

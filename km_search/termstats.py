@@ -1,0 +1,24 @@
+"""How rare each query word is in a snapshot: FTS5 document frequencies, for answer confidence.
+
+A question whose rare words the corpus never uses ("sourdough", "Kubernetes") is probably about
+something the documents do not cover, however close its embedding lands to some passage.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Sequence
+
+
+def document_frequencies(db: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:
+    """Passages containing each term (FTS5 applies the index's Porter stemming to the term)."""
+    counts: dict[str, int] = {}
+    for term in terms:
+        try:
+            row = db.execute(
+                "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", ('"' + term.replace('"', '""') + '"',)
+            ).fetchone()
+        except sqlite3.OperationalError:  # a term FTS5 cannot parse counts as unseen
+            row = (0,)
+        counts[term] = int(row[0])
+    return counts

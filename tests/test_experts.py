@@ -1,0 +1,113 @@
+"""Expert finding: people parsing and identity, the scoring formula on the worked example of
+docs/experts.md, and one person per email across formats in a real snapshot (hashing embedder)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ingest.chunking import chunk_document
+from km_search.experts import (
+    GIT_WEIGHT,
+    Involvement,
+    Passage,
+    credits,
+    passage_weights,
+    rank_experts,
+    recency,
+)
+from km_search.people import display_name, fold, is_bot, normalize_email, parse_person, person_key
+from km_search.service import SearchService
+from km_search.store import SnapshotWriter, SourceInfo
+from km_search.types import Contributor, Document, DocumentMeta, Section
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Priya Raman <Priya.Raman@Northwind.example>", ("Priya Raman", "priya.raman@northwind.example")),
+    ('"Raman, Priya" < priya+docs@x.example >', ("Raman, Priya", "priya@x.example")),
+    ("mailto:PRIYA@X.EXAMPLE", ("", "priya@x.example")),
+    ("  Priya   Raman ", ("Priya Raman", None)),
+    ("Priya <not an email>", ("Priya <not an email>", None)),
+    ("", ("", None)),
+])
+def test_parse_person(text, expected):
+    assert parse_person(text) == expected
+
+
+def test_identity_helpers():
+    assert normalize_email(" Bob.Ray+Work@X.Example ") == "bob.ray@x.example"
+    assert normalize_email("+only@x.example") == "+only@x.example" and normalize_email("nobody") is None
+    assert fold("  Tomás   HERRERA ") == "tomas herrera"
+    assert person_key("Tomás Herrera", None) == "name:tomas herrera"
+    assert person_key("T", "tomas@x.example") == "tomas@x.example"
+    assert is_bot("dependabot[bot]", "49699333+dependabot[bot]@users.noreply.github.com") and not is_bot("Bob", "bob@x")
+    assert display_name([("priya", False, 9), ("Priya Raman", True, 2), ("P. Raman", True, 1)], "p@x") == "Priya Raman"
+    assert display_name([("", True, 3)], "p@x") == "p@x"
+
+
+def test_passage_weights_recency_and_credits():
+    assert passage_weights([0.9, 0.7, 0.5, 0.3, 0.1]) == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
+    assert passage_weights([2.0, 2.0]) == [1.0, 1.0] and passage_weights([]) == []
+    today = dt.date(2025, 1, 1)
+    assert recency("2025-01-01", today, 730) == 1.0
+    assert recency("2023-01-02", today, 730) == 0.75  # one half-life: halfway down to the floor
+    assert recency("2026-06-01", today, 730) == 1.0  # the future counts as today
+    assert recency(None, today, 730) == recency("garbage", today, 730) == 0.5
+    both = [Involvement("a", "author"), Involvement("b", "author"), Involvement("c", "contributor", 3, "2024-01-01"),
+            Involvement("a", "contributor", 1, "2024-02-01")]
+    assert credits(both, "2023-05-05") == [("a", 0.5, "2023-05-05"), ("b", 0.5, "2023-05-05"),
+                                           ("c", GIT_WEIGHT * 0.75, "2024-01-01"), ("a", GIT_WEIGHT * 0.25, "2024-02-01")]
+    git_only = [Involvement("c", "contributor", 3, "2024-01-01"), Involvement("d", "contributor", 1, None)]
+    assert credits(git_only, None) == [("c", 0.75, "2024-01-01"), ("d", 0.25, None)]
+
+
+def test_worked_example_of_the_docs():
+    """docs/experts.md walks through exactly this."""
+    passages = [Passage(1, "adr-012.md#decision", "ADR-012", "a", 0.9), Passage(2, "retro.md", "Retro", "b", 0.7),
+                Passage(1, "adr-012.md#context", "ADR-012", "c", 0.5), Passage(3, "wiki/pg.md", "Postgres tips", "d", 0.3),
+                Passage(4, "faq.md", "FAQ", "e", 0.1)]
+    people = {1: [Involvement("priya@x", "author"), Involvement("carol@x", "contributor", 2, "2025-01-01")],
+              2: [Involvement("priya@x", "author"), Involvement("aisha@x", "author")],
+              3: [Involvement("bob@x", "contributor", 3, "2025-01-01"), Involvement("priya@x", "contributor", 1, "2023-01-02")]}
+    dates = {1: "2025-01-01", 2: "2023-01-02", 3: None, 4: "2020-01-01"}
+    names = {"priya@x": "Priya", "carol@x": "Carol", "aisha@x": "Aisha", "bob@x": "Bob"}
+    experts = rank_experts(passages, people, dates, names, dt.date(2025, 1, 1), 730, k=10)
+    assert [(e.name, e.score, e.documents, e.last_date) for e in experts] == [
+        ("Priya", pytest.approx(1.828125, abs=1e-4), 3, "2025-01-01"),
+        ("Carol", 0.75, 1, "2025-01-01"),
+        ("Aisha", pytest.approx(0.28125, abs=1e-4), 1, "2023-01-02"),
+        ("Bob", 0.1875, 1, "2025-01-01"),
+    ]
+    assert [(e.doc_id, e.source) for e in experts[0].evidence] == [(1, "adr-012.md#decision"), (2, "retro.md"), (3, "wiki/pg.md")]
+    assert rank_experts(passages, people, dates, names, dt.date(2025, 1, 1), 730, k=1)[0].name == "Priya"
+    assert rank_experts([], people, dates, names, dt.date(2025, 1, 1)) == []
+
+
+def test_one_person_per_email_across_formats_and_namesakes_stay_apart(settings, fake_embedder):
+    docs = [
+        ("a.md", ("Priya Raman <Priya.Raman+docs@X.example>",), ()),
+        ("b.docx", ("Priya Raman",), ()),  # Word: a name only
+        ("c.md", ("priya.raman@x.example",), ()),  # a sidecar owner: an email only
+        ("d.md", (), (Contributor("praman", "PRIYA.RAMAN@x.example", 4, "2024-01-01"),)),  # git
+        ("e.md", ("Sam Lee <sam.lee@x.example>",), ()),
+        ("f.md", ("Sam Lee <sam.lee@y.example>",), ()),
+        ("g.md", ("Sam Lee",), ()),  # two Sam Lees have emails: this one cannot be told apart
+    ]
+    writer = SnapshotWriter(settings.index_path("default"), {"name": "default", "model": {"name": fake_embedder.model_name}})
+    for path, authors, contributors in docs:
+        doc = Document(path, "md", (Section("postgres replication and vacuum tuning"),),
+                       DocumentMeta(title="Postgres notes", authors=authors, contributors=contributors, created="2024-01-01"))
+        chunks = chunk_document(doc)
+        writer.add(doc, SourceInfo(path, "h", 1), chunks, fake_embedder.encode([c.indexed_text() for c in chunks]))
+    writer.publish()
+    service = SearchService(settings.model_copy(update={"expert_passages": 8}), embedder=fake_embedder)
+    keys = dict(service.retriever.snapshot.db.execute(
+        "SELECT d.path, p.key FROM people p JOIN documents d ON d.id = p.doc_id").fetchall())
+    assert {keys[p] for p in "a.md b.docx c.md d.md".split()} == {"priya.raman@x.example"}
+    assert keys["g.md"] == "name:sam lee"
+    # same title and text: every passage ties, so each document counts fully
+    experts = service.experts("postgres replication", k=10)
+    assert [(e.name, e.email, e.documents) for e in experts][0] == ("Priya Raman", "priya.raman@x.example", 4)
+    assert sorted((e.name, e.email or "") for e in experts[1:]) == [
+        ("Sam Lee", ""), ("Sam Lee", "sam.lee@x.example"), ("Sam Lee", "sam.lee@y.example")]

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+from ingest.chunking import chunk_document
+from km_search.retrieval import Retriever, feedback_vector
+from km_search.store import Snapshot, SnapshotWriter, SourceInfo
+from km_search.types import Document, DocumentMeta, Section
+
+TEXTS = {
+    "vpn.md": "Install the WireGuard client and import the VPN profile.",
+    "laptop.md": "Request a laptop in ServiceDesk; your manager approves it.",
+    "travel.md": "Hotels in London are reimbursed up to 220 pounds per night.",
+    "billing.md": "Billing moved to PostgreSQL because MySQL locked tables.",
+}
+
+
+@pytest.fixture
+def snapshot(tmp_path, fake_embedder):
+    writer = SnapshotWriter(tmp_path / "t", {"name": "t"})
+    for path, text in TEXTS.items():
+        doc = Document(path, "md", (Section(text, (path,)),), DocumentMeta(title=path))
+        chunks = chunk_document(doc)
+        writer.add(doc, SourceInfo(path, "h", 1), chunks, fake_embedder.encode([c.indexed_text() for c in chunks]))
+    writer.publish()
+    return Snapshot.open(tmp_path / "t")
+
+
+def test_feedback_vector_moves_toward_passages_and_stays_normalized():
+    q = np.array([1.0, 0.0], dtype=np.float32)
+    moved = feedback_vector(q, np.array([[0.0, 1.0]], dtype=np.float32), 0.5)
+    assert np.allclose(moved, [np.sqrt(0.5), np.sqrt(0.5)])
+    assert feedback_vector(q, np.zeros((0, 2), dtype=np.float32), 0.5) is q
+
+
+def test_snapshot_returns_stored_vectors(snapshot, fake_embedder):
+    vectors = snapshot.vectors([2, 4])
+    assert vectors.shape == (2, fake_embedder.dimension)
+    assert np.allclose(vectors[0], snapshot.shards[0].reconstruct(2))
+
+
+class KeywordReranker:
+    """Scores a passage by whether it mentions a word: makes the reranker's effect visible."""
+
+    def __init__(self, word):
+        self.word, self.calls = word, 0
+
+    def score(self, query, texts):
+        self.calls += 1
+        return [float(self.word in t) for t in texts]
+
+
+def test_reranker_reorders_the_head_of_the_ranking(snapshot, fake_embedder, settings):
+    plain = Retriever(snapshot, fake_embedder, settings).search("hotel London night", k=4)
+    assert plain.hits[0].doc_path == "travel.md"
+    reranker = KeywordReranker("ServiceDesk")
+    reranked = Retriever(snapshot, fake_embedder, settings, reranker).search("hotel London night", k=4)
+    assert reranker.calls == 1
+    assert reranked.hits[0].doc_path == "laptop.md"
+    assert [h.score for h in reranked.hits] == sorted((h.score for h in reranked.hits), reverse=True)
+
+
+def test_a_real_cross_encoder_from_a_local_folder(tmp_path, snapshot, fake_embedder, settings):
+    """A tiny randomly initialised BERT cross-encoder built here: no reranker model ships offline."""
+    import shutil
+
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from km_search.embedding import resolve_model_path
+    from km_search.rerank import Reranker
+
+    folder = tmp_path / "tiny-reranker"
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    bundled = resolve_model_path("all-MiniLM-L6-v2")
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(bundled / name, folder / name)
+    reranker = Reranker(str(folder))
+    result = Retriever(snapshot, fake_embedder, settings.model_copy(update={"rerank_depth": 4}), reranker).search("vpn", k=4)
+    texts = {h.chunk_id: h for h in result.hits}
+    own = reranker.score("vpn", [f"{h.title}\n{h.text}" for h in result.hits])
+    assert [h.chunk_id for h in result.hits] == [h.chunk_id for _, h in sorted(zip(own, result.hits), key=lambda p: -p[0])]
+    assert len(texts) == 4
+
+
+def test_reranker_path_must_be_a_model_folder(tmp_path):
+    from km_search.errors import KmError
+    from km_search.rerank import Reranker
+
+    with pytest.raises(KmError, match="not a local CrossEncoder folder"):
+        Reranker(str(tmp_path))
