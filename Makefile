@@ -8,7 +8,7 @@ CONSTRAINTS := -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run test examples bench eval clean
+.PHONY: install run test examples quality clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,9 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+quality: install  # retrieval quality of each configuration on every labelled set -> docs/quality.md
+	$(BIN)/python bench/quality.py
 
 examples: install
 	$(BIN)/python examples/build_examples.py

@@ -26,11 +26,11 @@ from km_search.settings import Settings  # noqa: E402
 QUERY_VARIANTS = {
     "lexical (FTS5 BM25)": {"mode": "lexical"},
     "dense (FAISS flat)": {"mode": "dense"},
-    "RRF k=60": {"fusion": "rrf", "feedback_passages": 0},
-    "convex 0.6": {"dense_weight": 0.6, "feedback_passages": 0},
-    "convex 0.7": {"dense_weight": 0.7, "feedback_passages": 0},
-    "convex 0.8": {"dense_weight": 0.8, "feedback_passages": 0},
-    "convex 0.7 + dense feedback (default)": {},
+    "RRF k=60": {"fusion": "rrf"},
+    "convex 0.6": {"dense_weight": 0.6},
+    "convex 0.7 (default)": {},
+    "convex 0.8": {"dense_weight": 0.8},
+    "convex 0.7 + dense feedback (3 passages)": {"feedback_passages": 3},
 }
 CHUNKINGS = {
     "150/30": {"chunk_words": 150, "chunk_overlap": 30},

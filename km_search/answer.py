@@ -21,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .lexical import STOPWORDS, query_terms
+from .lexical import STOPWORDS
 from .types import Answer, Citation, Hit
 
 Encode = Callable[[Sequence[str]], np.ndarray]
@@ -31,7 +31,11 @@ _CLAUSE = re.compile(r"(?<=[;:])\s+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 MAX_SENTENCE_WORDS = 60
-SHORT_SENTENCE_WORDS = 12
+SHORT_SENTENCE_WORDS = 12  # a quote shorter than this takes the next sentence too
+SHORT_FOR_MEANING = 5  # a sentence shorter than this is embedded together with the next one
+_AUXILIARIES = frozenset(
+    "am is are was were do does did can could will would shall should must may might has have had".split()
+)
 ABSTAIN_NOTE = "No passage answers this question confidently; the closest passages are listed in hits."
 
 
@@ -137,23 +141,67 @@ def coverage(text: str, weights: Mapping[str, float]) -> float:
 # ---- extraction ------------------------------------------------------------------------------
 
 
+def is_yes_no_question(question: str) -> bool:
+    """'Can I …?', 'Is there …?': any clause opening with an auxiliary verb."""
+    return any(
+        words[0] in _AUXILIARIES
+        for clause in re.split(r"[.?!;]", question.lower())
+        if (words := _WORD.findall(clause))
+    )
+
+
+def _trigrams(words: Sequence[str]) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def restates(question_trigrams: set[tuple[str, ...]], sentence: str) -> bool:
+    """The sentence repeats most of the question word for word: a cross-reference ("see Section 4.1,
+    'On what hardware does Debian run?'") or a heading, not an answer."""
+    if len(question_trigrams) < 2:
+        return False
+    shared = question_trigrams & _trigrams(_WORD.findall(sentence.lower()))
+    return len(shared) / len(question_trigrams) >= 0.5
+
+
 def score_sentences(
     question: str, hits: Sequence[Hit], encode: Encode, weights: Mapping[str, float]
-) -> list[Sentence]:
-    """Every sentence of the hits, scored; best first."""
+) -> tuple[list[Sentence], np.ndarray]:
+    """Every sentence of the hits, scored, best first; and the question's vector.
+
+    score = (0.6 similarity + 0.1 vocabulary + 0.2 passage score relative to the first
+             + 0.05 min(words, 20) / 20 + 0.2 if it opens with yes/no and the question is a yes/no one
+             - 0.3 if it restates the question) / (1 + 0.05 passage rank)
+    A sentence under SHORT_FOR_MEANING words ("Yes.") is judged by its embedding together with the
+    next one. The weights were chosen on the dev set's questions (docs/answers.md).
+    """
     spans = [(i, a, b) for i, hit in enumerate(hits) for a, b in split_sentences(hit.text)]
     if not spans:
-        return []
-    vectors = encode([question, *[hits[i].text[a:b] for i, a, b in spans]])
+        return [], encode([question])[0]
+    texts = [hits[i].text[a:b] for i, a, b in spans]
+    extended: dict[int, str] = {}
+    for n, (i, a, b) in enumerate(spans):
+        if len(_WORD.findall(texts[n])) < SHORT_FOR_MEANING and n + 1 < len(spans) and spans[n + 1][0] == i:
+            extended[n] = hits[i].text[a : spans[n + 1][2]]
+    vectors = encode([question, *texts, *extended.values()])
     similarity = vectors[1:] @ vectors[0]
+    for slot, n in enumerate(extended):
+        similarity[n] = similarity[len(spans) + slot]
+    top = hits[0].score if hits[0].score > 0 else 0.0
+    yes_no = is_yes_no_question(question)
+    question_trigrams = _trigrams(_WORD.findall(question.lower()))
     scored = []
-    for (i, a, b), sim in zip(spans, similarity):
-        overlap = coverage(hits[i].text[a:b], weights)
-        prior = 1.0 / (1.0 + 0.15 * i)
-        score = (0.7 * float(sim) + 0.3 * overlap) * prior
-        scored.append(Sentence(i, a, b, float(sim), overlap, score))
+    for n, (i, a, b) in enumerate(spans):
+        sim = float(similarity[n])
+        overlap = coverage(texts[n], weights)
+        relative = max(0.0, hits[i].score / top) if top else 0.0
+        answers_yes_no = yes_no and texts[n].lower().startswith(("yes", "no"))
+        length = min(len(_WORD.findall(texts[n])), 20) / 20  # fragments ("[4]", "Options:") rarely answer
+        value = 0.6 * sim + 0.1 * overlap + 0.2 * relative + 0.05 * length + 0.2 * answers_yes_no
+        if restates(question_trigrams, texts[n]):
+            value -= 0.3
+        scored.append(Sentence(i, a, b, sim, overlap, value / (1.0 + 0.05 * i)))
     scored.sort(key=lambda s: -s.score)
-    return scored
+    return scored, vectors[0]
 
 
 def extract_answer(
@@ -162,25 +210,36 @@ def extract_answer(
     encode: Encode,
     weights: Mapping[str, float],
     params: AnswerParams = AnswerParams(),
+    passage_vectors: np.ndarray | None = None,
 ) -> Answer:
-    """The best-supported quote from the top `params.passages` hits, or an abstention."""
+    """The best-supported quote from the top `params.passages` hits, or an abstention.
+
+    `passage_vectors` are the hits' stored embeddings (row i for hit i), to compare the question
+    with whole passages; without them the hits' dense scores stand in.
+    """
     top = list(hits[: params.passages])
-    sentences = score_sentences(question, top, encode, weights)
+    sentences, question_vector = score_sentences(question, top, encode, weights)
     if not sentences:
         return Answer(None, 0.0, kind="none", note="Nothing in the index matches this question.")
     best = sentences[0]
     hit = top[best.hit]
     start, end = _grow(best, sentences, hit.text, params.max_sentences)
-    confidence = answer_confidence(best, coverage(hit.text, weights))
+    if passage_vectors is not None and len(passage_vectors) >= len(top):
+        passage_similarity = float(np.max(passage_vectors[: len(top)] @ question_vector))
+    else:
+        passage_similarity = max((h.dense_score for h in top if h.dense_score is not None), default=0.0)
+    confidence = answer_confidence(max(s.semantic for s in sentences), passage_similarity, coverage(hit.text, weights))
     if confidence < params.threshold:
         return Answer(None, confidence, kind="none", note=ABSTAIN_NOTE)
-    citation = Citation(best.hit + 1, hit.chunk_id, hit.source, hit.title, hit.text[start:end], start, end)
+    citation = Citation(best.hit + 1, hit.chunk_id, hit.source, hit.title, hit.text[start:end], start, end,
+                        hit.doc_id)
     return Answer(hit.text[start:end], confidence, (citation,), kind="extractive")
 
 
-def answer_confidence(best: Sentence, passage_coverage: float) -> float:
-    """0..1: how well the quoted sentence matches the question's meaning and its passage its words."""
-    value = 0.6 * best.semantic + 0.4 * passage_coverage
+def answer_confidence(sentence_similarity: float, passage_similarity: float, passage_coverage: float) -> float:
+    """0..1: how close the question comes to the best-matching sentence and passage in meaning, and
+    how much of its (rarity-weighted) vocabulary the quoted passage holds."""
+    value = 0.5 * sentence_similarity + 0.3 * passage_similarity + 0.2 * passage_coverage
     return round(min(1.0, max(0.0, value)), 4)
 
 
@@ -211,12 +270,12 @@ def _grow(best: Sentence, sentences: Sequence[Sentence], text: str, max_sentence
     return same[lo].start, same[hi].end
 
 
-def passage_evidence(hits: Sequence[Hit], weights: Mapping[str, float]) -> float:
-    """A search's evidence without sentence embeddings, on the answer confidence's scale (roughly):
-    the best dense similarity among the top passages and how much of the question the first covers."""
-    dense = max((h.dense_score for h in hits[:5] if h.dense_score is not None), default=0.0)
-    value = 0.6 * dense + 0.4 * coverage(hits[0].text, weights) if hits else 0.0
-    return round(min(1.0, max(0.0, value)), 4)
+def passage_evidence(hits: Sequence[Hit], weights: Mapping[str, float], passage_similarity: float) -> float:
+    """A search's evidence on the answer confidence's scale, without sentence embeddings: the best
+    question-passage similarity stands in for the sentence similarity too."""
+    if not hits:
+        return 0.0
+    return answer_confidence(passage_similarity, passage_similarity, coverage(hits[0].text, weights))
 
 
 def supporting_span(text: str, claims: Sequence[str]) -> tuple[int, int]:

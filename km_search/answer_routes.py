@@ -1,7 +1,6 @@
 """HTTP routes for answers, feedback and knowledge gaps: GET /ask, GET /ask/stream, POST /feedback,
 GET /analytics/gaps. Thin over SearchService like the rest of api.py, which mounts them."""
 
-from __future__ import annotations
 
 import json
 from typing import Annotated, Iterator, Literal

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .cli_answers import add_answer_commands
 from .errors import KmError, NothingToPublish
 from .settings import Settings, get_settings
 
@@ -295,6 +296,9 @@ def evaluate(
     for r in results:
         table.add_row(r["kind"], r["mode"], *[f"{r[c]:.3f}" if c in r else "" for c in columns])
     Console().print(table)
+
+
+add_answer_commands(app)  # km ask, km gaps, km eval-answers (cli_answers.py)
 
 
 def main() -> None:

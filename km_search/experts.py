@@ -1,9 +1,10 @@
 """Who knows about X: people ranked by the relevant material they authored or changed (pure).
 
 For a query, retrieval ranks passages; each passage lends its document relevance by how close its
-score comes to the best one's, and each document hands its relevance to its people: the declared authors share it, git contributors
-get a part by their share of the commits, and an involvement counts less as it ages. docs/experts.md
-explains the formula with a worked example; the constants below are the ones it names.
+score comes to the best one's, and each document hands its relevance to its people: the declared
+authors share it, git contributors get a part by their share of the commits, and an involvement
+counts less as it ages. docs/experts.md explains the formula with a worked example; the constants
+below are the ones it names.
 """
 
 from __future__ import annotations

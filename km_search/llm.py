@@ -72,10 +72,16 @@ def cited_answer(text: str, passages: int) -> CitedAnswer:
         )
         valid = tuple(n for n in refs if 1 <= n <= passages)
         if valid:
-            kept.append((sentence, valid))
+            # a marker citing no passage we sent ("[7]") is noise in a sentence that cites a real one
+            sentence = _CITE.sub(lambda c: c.group() if _valid(c.group(1), passages) else "", sentence)
+            kept.append((re.sub(r"\s+([.!?])", r"\1", " ".join(sentence.split())), valid))
         elif _CITE.sub("", sentence).strip(" .\t\n"):  # a bare "[7]." is no claim
             dropped.append(sentence)
     return CitedAnswer(" ".join(s for s, _ in kept), tuple(kept), tuple(dropped))
+
+
+def _valid(group: str, passages: int) -> bool:
+    return any(n.strip() and 1 <= int(n) <= passages for n in group.split(","))
 
 
 class ChatClient:

@@ -91,7 +91,9 @@ class QuestionAnswering:
     def _extract(self, query: str, hits: Sequence[Hit], weights: dict[str, float]) -> Answer:
         params = AnswerParams(self.settings.answer_threshold, self.settings.answer_passages,
                               self.settings.answer_sentences)
-        return extract_answer(query, hits, self.service.embedder.encode, weights, params)
+        snapshot = self.service.retriever.snapshot
+        vectors = snapshot.vectors([h.chunk_id for h in hits[: params.passages]]) if hits else None
+        return extract_answer(query, hits, self.service.embedder.encode, weights, params, vectors)
 
     def _client(self) -> ChatClient:
         s = self.settings
@@ -145,7 +147,7 @@ class QuestionAnswering:
         if self.query_log is None:
             return result
         try:
-            evidence = passage_evidence(result.hits, self._weights(query)) if result.hits else 0.0
+            evidence = self._search_evidence(query, result.hits)
         except Exception as exc:  # the log must never make a query fail
             log.warning("could not score the evidence of a search for the query log: %s", exc)
             evidence = None
@@ -155,6 +157,17 @@ class QuestionAnswering:
             snapshot=self._snapshot_id(),
         )
         return replace(result, query_id=query_id)
+
+    def _search_evidence(self, query: str, hits: Sequence[Hit]) -> float:
+        """How well a search's top passages match it, on the answer confidence's scale. The cosine is
+        taken against the stored passage vectors: hits' dense scores may come from a feedback-moved
+        query vector, which flatters every query."""
+        if not hits:
+            return 0.0
+        top = hits[:5]
+        vectors = self.service.retriever.snapshot.vectors([h.chunk_id for h in top])
+        similarity = float((vectors @ self.service.embedder.encode([query])[0]).max()) if len(vectors) else 0.0
+        return passage_evidence(top, self._weights(query), similarity)
 
     def _snapshot_id(self) -> str | None:
         retriever = self.service._retriever
@@ -169,11 +182,14 @@ class QuestionAnswering:
     def gaps(self, days: float | None = None, limit: int = 20) -> GapReport:
         """Weak queries (abstained, nothing found, low evidence, or marked unhelpful) grouped into topics."""
         query_log = self._log()
-        queries = query_log.weak_queries(self.settings.gap_confidence, days)
+        min_confidence = self.settings.gap_confidence
+        if min_confidence is None:
+            min_confidence = self.settings.answer_threshold
+        queries = query_log.weak_queries(min_confidence, days)
         questions = distinct_questions(queries)
         vectors = self.service.embedder.encode(questions)
         topics = find_gaps(queries, questions, vectors, self.settings.gap_similarity)[:limit]
-        return GapReport(query_log.totals(days), tuple(topics), self.settings.gap_confidence, days)
+        return GapReport(query_log.totals(days), tuple(topics), min_confidence, days)
 
     def _log(self) -> QueryLog:
         if self.query_log is None:

@@ -22,15 +22,15 @@ class Settings(BaseSettings):
         "sentence-transformers model folder.",
     )
     embed_batch_size: int = Field(32, ge=1, description="Passages per embedding batch.")
-    chunk_words: int = Field(150, ge=20, description="Target passage size in words.")
-    chunk_overlap: int = Field(30, ge=0, description="Words repeated between consecutive passages.")
+    chunk_words: int = Field(300, ge=20, description="Target passage size in words.")
+    chunk_overlap: int = Field(60, ge=0, description="Words repeated between consecutive passages.")
     pack_sections: bool = Field(False, description="Join runs of short sibling sections into one passage.")
     fusion: Literal["convex", "rrf"] = Field("convex", description="How dense and lexical ranks are fused.")
     dense_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the dense score in convex fusion.")
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
     candidates: int = Field(100, ge=1, description="Candidates taken from each retriever before fusion.")
     feedback_passages: int = Field(
-        3, ge=0, le=20, description="Top passages whose centroid moves the dense query (Rocchio feedback); 0 turns it off."
+        0, ge=0, le=20, description="Top passages whose centroid moves the dense query (Rocchio feedback); 0 turns it off."
     )
     feedback_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight kept on the original query in feedback.")
     reranker: str | None = Field(None, description="Path to a local sentence-transformers CrossEncoder; off when unset.")
@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         730.0, gt=0, description="Age at which an involvement counts halfway between full (today) and half weight."
     )
     answer_threshold: float = Field(
-        0.45, ge=0.0, le=1.0,
+        0.44, ge=0.0, le=1.0,
         description="Answer confidence below which /ask abstains; calibrated with `km eval-answers` (docs/answers.md).",
     )
     answer_passages: int = Field(5, ge=1, le=20, description="Top passages an answer may quote, or the language model sees.")
@@ -66,8 +66,9 @@ class Settings(BaseSettings):
         True, description="Log every search and ask (time, results, scores, answered, latency) and feedback to "
         "<index folder>/querylog.sqlite, for `km gaps`.",
     )
-    gap_confidence: float = Field(
-        0.5, ge=0.0, le=1.0, description="Queries whose evidence scored below this count as weak in the gaps report."
+    gap_confidence: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Queries whose evidence scored below this count as weak in the gaps report; unset: KM_ANSWER_THRESHOLD.",
     )
     gap_similarity: float = Field(
         0.6, gt=0.0, le=1.0, description="Cosine similarity at which two weak questions share a gap topic."

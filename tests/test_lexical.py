@@ -33,3 +33,13 @@ def test_snippet_marks_terms_and_escapes_html():
     assert "<mark>VPN</mark>" in out and "<mark>installed</mark>" in out
     assert "&lt;b&gt;" in out and "<b>" not in out
     assert out.startswith("… ") and out.endswith(" …")
+
+
+def test_lexical_search_within_allowed_rows():
+    db = sqlite3.connect(":memory:")
+    db.executescript(SCHEMA)
+    db.executemany("INSERT INTO chunks_fts (rowid, heading, body) VALUES (?,?,?)",
+                   [(i, "Notes", "billing " * (10 - i)) for i in range(1, 6)])
+    assert [i for i, _ in lexical_search(db, "billing", 2)] == [1, 2]
+    within = ("SELECT value FROM json_each(?)", ["[4, 5]"])
+    assert [i for i, _ in lexical_search(db, "billing", 2, within=within)] == [4, 5]

@@ -89,3 +89,22 @@ def test_reranker_path_must_be_a_model_folder(tmp_path):
 
     with pytest.raises(KmError, match="not a local CrossEncoder folder"):
         Reranker(str(tmp_path))
+
+
+def test_dense_feedback_searches_again_with_the_moved_query(snapshot, fake_embedder, settings):
+    class Recording:
+        def __init__(self, inner):
+            self.inner, self.queries = inner, []
+
+        def dense_search(self, vector, n, *args, **kwargs):
+            self.queries.append(vector)
+            return self.inner.dense_search(vector, n, *args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    recording = Recording(snapshot)
+    with_feedback = settings.model_copy(update={"feedback_passages": 2})
+    hits = Retriever(recording, fake_embedder, with_feedback).search("hotel London night", k=2).hits
+    assert len(recording.queries) == 2 and not np.allclose(recording.queries[0], recording.queries[1])
+    assert hits[0].doc_path == "travel.md"

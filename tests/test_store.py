@@ -75,3 +75,34 @@ def test_vector_count_must_match_chunks(tmp_path, fake_embedder):
     doc = _doc("a.md", "text")
     with pytest.raises(ValueError, match="1 chunks but 0 vectors"):
         writer.add(doc, SourceInfo("/a", "h", 1), chunk_document(doc), np.zeros((0, 4), dtype=np.float32))
+
+
+def test_snapshot_of_an_older_format_is_refused_with_how_to_rebuild(tmp_path, fake_embedder):
+    from km_search.errors import IndexMismatch
+
+    path = _write(tmp_path / "t", fake_embedder, [_doc("a.md", "alpha")]).publish()
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    with pytest.raises(IndexMismatch, match=r"has format 1, this km-search reads 2: rebuild it with `km ingest PATH --index t`"):
+        Snapshot.open(tmp_path / "t")
+
+
+def test_people_rows_and_filtered_dense_search(tmp_path, fake_embedder):
+    from km_search.filters import make_filters
+    from km_search.types import Contributor
+
+    docs = [_doc("a.md", "alpha beta", authors=("Ann Lee <Ann@X.example>", "Ann Lee <ann@x.example>", "Bob")),
+            _doc("b.md", "alpha gamma", contributors=(Contributor("Cy", "cy+git@x.example", 2, "2024-01-01"),
+                                                      Contributor("dependabot[bot]", "bot@x.example", 5)))]
+    _write(tmp_path / "t", fake_embedder, docs).publish()
+    snap = Snapshot.open(tmp_path / "t")
+    rows = [tuple(r) for r in snap.db.execute("SELECT doc_id, role, name, email, key, commits, last_date FROM people")]
+    assert rows == [(1, "author", "Ann Lee", "ann@x.example", "ann@x.example", 0, None),
+                    (1, "author", "Bob", None, "name:bob", 0, None),
+                    (2, "contributor", "Cy", "cy@x.example", "cy@x.example", 2, "2024-01-01")]
+    query = fake_embedder.encode(["alpha beta"])[0]
+    assert [cid for cid, _ in snap.dense_search(query, 5)] == [1, 2]
+    allowed = snap.allowed_chunks(make_filters(authors="cy"))
+    assert list(allowed) == [2] and [cid for cid, _ in snap.dense_search(query, 5, allowed)] == [2]
+    assert snap.allowed_chunks(make_filters()) is None
+    assert snap.dense_search(query, 5, snap.allowed_chunks(make_filters(authors="nobody"))) == []

@@ -1,0 +1,286 @@
+"""The pure parts of answering: sentences, extraction, abstention, citation checks, scoring, gaps, the log."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from km_search.answer import (
+    AnswerParams,
+    coverage,
+    extract_answer,
+    is_yes_no_question,
+    rarity_weights,
+    restates,
+    split_sentences,
+    supporting_span,
+    _trigrams,
+)
+from km_search.answer_eval import AnswerOutcome, at_threshold, calibrate, quotes_gold
+from km_search.gaps import cluster, distinct_questions, find_gaps
+from km_search.llm import build_messages, cited_answer, endpoint
+from km_search.querylog import LoggedQuery, QueryLog, UnknownQuery
+from km_search.types import Hit
+
+
+def hit(text: str, n: int = 0, score: float = 1.0, source: str = "a.md#top") -> Hit:
+    return Hit(chunk_id=100 + n, text=text, source=source, title=f"Doc {n}", score=score, doc_id=n)
+
+
+# ---- sentences -------------------------------------------------------------------------------
+
+
+def test_sentences_are_offsets_into_the_text_trimmed():
+    text = "  First one. Second? Third!\nFourth line without stop\n\ne.g. lower case stays "
+    spans = split_sentences(text)
+    assert [text[a:b] for a, b in spans] == [
+        "First one.", "Second?", "Third!", "Fourth line without stop", "e.g. lower case stays"]
+
+
+def test_sentence_boundary_needs_a_capital_or_digit_after_it():
+    text = "See the docs, e.g. the manual. Version 2.1 is out. 3 files changed."
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        "See the docs, e.g. the manual.", "Version 2.1 is out.", "3 files changed."]
+
+
+def test_long_sentences_are_cut_at_clauses_then_words():
+    words = " ".join(f"w{i}" for i in range(70))
+    text = f"Intro part; {words} end."
+    spans = split_sentences(text)
+    assert text[spans[0][0]:spans[0][1]] == "Intro part;"
+    assert len(spans) == 3 and all(len(text[a:b].split()) <= 60 for a, b in spans)
+    assert " ".join(text[a:b] for a, b in spans) == text
+
+
+def test_empty_text_has_no_sentences():
+    assert split_sentences("") == [] and split_sentences("  \n ") == []
+
+
+# ---- features --------------------------------------------------------------------------------
+
+
+def test_rare_words_weigh_more_and_unseen_words_most():
+    weights = rarity_weights(["hotel", "london", "sourdough"], {"hotel": 50, "london": 2}, total=100)
+    assert weights["sourdough"] > weights["london"] > weights["hotel"]
+    assert coverage("Hotels in London cost 220 pounds.", weights) == pytest.approx(
+        (weights["hotel"] + weights["london"]) / sum(weights.values()))
+    assert coverage("anything", {}) == 0.0
+
+
+def test_yes_no_questions():
+    assert is_yes_no_question("Can I install Debian from USB?")
+    assert is_yes_no_question("I run stable. Is testing safer?")
+    assert not is_yes_no_question("How do I install Debian?")
+
+
+def test_a_sentence_repeating_the_question_is_a_reference_not_an_answer():
+    question = _trigrams("on what hardware architectures does debian run".split())
+    assert restates(question, "See Section 4.1, “On what hardware architectures does Debian run?”.")
+    assert not restates(question, "Debian runs on amd64, arm64 and many other architectures.")
+
+
+# ---- extraction ------------------------------------------------------------------------------
+
+
+def test_extractive_answer_quotes_the_best_sentence_with_offsets(fake_embedder):
+    hits = [
+        hit("Our VPN uses WireGuard. Install the client from the IT portal.", 0),
+        hit("Travel is booked in the travel tool. Hotels in London are reimbursed up to 220 GBP per night. "
+            "Breakfast is included.", 1, score=0.8, source="hr/travel.md#hotels"),
+    ]
+    answer = extract_answer("How much are hotels in London reimbursed per night?", hits, fake_embedder.encode,
+                            {"hotels": 2.0, "london": 2.0, "reimbursed": 1.0, "night": 1.0}, AnswerParams(0.2))
+    assert answer.answered and answer.kind == "extractive"
+    (citation,) = answer.citations
+    assert citation.ref == 2 and citation.source == "hr/travel.md#hotels" and citation.doc_id == 1
+    assert hits[1].text[citation.start:citation.end] == citation.text == answer.text
+    assert answer.text.startswith("Hotels in London are reimbursed up to 220 GBP per night.")
+    assert 0.2 <= answer.confidence <= 1
+
+
+def test_a_short_yes_takes_the_next_sentence(fake_embedder):
+    hits = [hit("Yes. You can install Debian from a USB stick with the netinst image. Other text follows here.")]
+    answer = extract_answer("Can I install Debian from a USB stick?", hits, fake_embedder.encode,
+                            {"install": 1.0, "debian": 1.0, "usb": 1.0, "stick": 1.0}, AnswerParams(0.0))
+    assert answer.text is not None
+    assert answer.text.startswith("Yes. You can install Debian from a USB stick")
+
+
+def test_weak_evidence_abstains_and_says_so(fake_embedder):
+    hits = [hit("Install the WireGuard client and import the profile from the IT portal.")]
+    answer = extract_answer("What is the capital of Australia?", hits, fake_embedder.encode,
+                            {"capital": 5.0, "australia": 5.0}, AnswerParams(0.5))
+    assert answer.text is None and answer.kind == "none" and answer.citations == ()
+    assert answer.confidence < 0.5 and "closest passages" in answer.note
+
+
+def test_no_hits_is_an_abstention(fake_embedder):
+    answer = extract_answer("anything", [], fake_embedder.encode, {}, AnswerParams(0.0))
+    assert answer.text is None and answer.confidence == 0.0
+
+
+def test_supporting_span_is_the_sentence_sharing_most_words():
+    text = "The VPN uses WireGuard. Hotels in London cost up to 220 GBP. Breakfast is included."
+    start, end = supporting_span(text, ["London hotels are capped at 220 GBP [1]."])
+    assert text[start:end] == "Hotels in London cost up to 220 GBP."
+
+
+# ---- language model answers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("http://h:8080", "http://h:8080/v1/chat/completions"),
+    ("http://h:8080/v1/", "http://h:8080/v1/chat/completions"),
+    ("http://h/v1/chat/completions", "http://h/v1/chat/completions"),
+])
+def test_endpoint_accepts_root_v1_or_full_address(url, expected):
+    assert endpoint(url) == expected
+
+
+def test_only_sentences_citing_a_given_passage_are_kept():
+    text = ("Hotels in London are capped at 220 GBP [1]. Breakfast is included.[2] "
+            "The CEO loves London. Flights need approval [7]. Both rules apply [1, 2]. [3]")
+    cited = cited_answer(text, passages=2)
+    assert [s for s, _ in cited.sentences] == [
+        "Hotels in London are capped at 220 GBP [1].", "Breakfast is included.[2]", "Both rules apply [1, 2]."]
+    assert [refs for _, refs in cited.sentences] == [(1,), (2,), (1, 2)]
+    assert cited.dropped == ("The CEO loves London.", "Flights need approval [7].")
+    assert cited.text.startswith("Hotels in London are capped at 220 GBP [1]. Breakfast")
+
+
+def test_i_dont_know_keeps_nothing():
+    assert cited_answer("I don't know.", 3).sentences == ()
+
+
+def test_prompt_numbers_the_passages():
+    messages = build_messages("Why?", [hit("Alpha.", 0), hit("Beta.", 1)])
+    assert messages[0]["role"] == "system" and "[1]" in messages[0]["content"]
+    assert "[1] Doc 0\nAlpha." in messages[1]["content"] and "[2] Doc 1\nBeta." in messages[1]["content"]
+    assert messages[1]["content"].endswith("Question: Why?")
+
+
+# ---- scoring answers -------------------------------------------------------------------------
+
+
+GOLD = "Your line manager approves every laptop request in ServiceDesk; the request does not reach IT until they have."
+
+
+@pytest.mark.parametrize("answer, ok", [
+    ("Your line manager approves every laptop request in ServiceDesk.", True),
+    ("line manager approves", True),  # short: must occur word for word
+    ("manager line approves", False),
+    ("IT orders the laptop from the supplier once the department head has signed the order form.", False),
+    ("", False),
+])
+def test_quotes_gold(answer, ok):
+    assert quotes_gold(answer, GOLD) is ok
+
+
+def outcome(answerable: bool, confidence: float, correct: bool | None = None) -> AnswerOutcome:
+    return AnswerOutcome("q", "?", answerable, confidence, "a", correct, None, None, None, 1.0)
+
+
+def test_threshold_metrics_and_calibration():
+    outcomes = [outcome(True, 0.9, True), outcome(True, 0.7, False), outcome(True, 0.4, True),
+                outcome(False, 0.5), outcome(False, 0.2)]
+    r = at_threshold(outcomes, 0.6)
+    assert r["coverage"] == pytest.approx(2 / 3, abs=1e-3) and r["precision"] == 1.0
+    assert r["abstention_recall"] == 1.0 and r["abstention_precision"] == pytest.approx(2 / 3, abs=1e-3)
+    assert r["answered_correct"] == pytest.approx(1 / 3, abs=1e-3) and r["correct_precision"] == 0.5
+    best = calibrate(outcomes)
+    assert 0.5 < best["threshold"] <= 0.7 and best["balanced_accuracy"] == pytest.approx((2 / 3 + 1) / 2, abs=1e-3)
+
+
+# ---- gaps ------------------------------------------------------------------------------------
+
+
+def logged(query: str, ts: str, answered=False, negative=0, comments=()) -> LoggedQuery:
+    return LoggedQuery(id=ts, ts=ts, kind="ask", query=query, results=3, confidence=0.1, answered=answered,
+                       low_score=answered is not False, negative_feedback=negative, comments=tuple(comments))
+
+
+def test_cluster_groups_by_similarity_in_order():
+    v = np.array([[1, 0, 0], [0.95, 0.31, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    assert cluster(v, 0.8) == [[0, 1], [2], [3]]
+    assert cluster(v, 0.99) == [[0], [1], [2], [3]]
+
+
+def test_gap_topics_count_repeats_and_feedback(fake_embedder):
+    queries = [
+        logged("What is the parental leave policy?", "2026-01-03"),
+        logged("parental leave policy", "2026-01-02"),
+        logged("What is the parental leave policy", "2026-01-01", negative=1, comments=["nothing on this"]),
+        logged("How do I expense a taxi?", "2026-01-01", answered=None),
+    ]
+    questions = distinct_questions(queries)
+    assert questions[0] == "What is the parental leave policy?"  # asked twice, newest spelling
+    topics = find_gaps(queries, questions, fake_embedder.encode(questions), similarity=0.5)
+    assert [t.count for t in topics] == [3, 1]
+    first = topics[0]
+    assert first.last_seen == "2026-01-03" and first.abstained == 3 and first.negative_feedback == 1
+    assert first.comments == ("nothing on this",) and len(first.queries) == 2
+    assert topics[1].question == "How do I expense a taxi?" and topics[1].low_score == 1
+
+
+# ---- the query log ---------------------------------------------------------------------------
+
+
+def test_query_log_records_feedback_and_weak_queries(tmp_path):
+    qlog = QueryLog(tmp_path / "idx" / "querylog.sqlite")
+    good = qlog.record("search", "vpn setup", results=3, latency_ms=5.0, top_score=1.0, confidence=0.8)
+    weak = qlog.record("ask", "capital of australia", results=3, latency_ms=9.0, confidence=0.2, answered=False)
+    empty = qlog.record("search", "zzz", results=0, latency_ms=1.0, confidence=0.0)
+    assert good and weak and empty and len({good, weak, empty}) == 3
+    qlog.add_feedback(good, helpful=False, target="passage", source="it/vpn.md#top", comment="outdated")
+    with pytest.raises(UnknownQuery):
+        qlog.add_feedback("nope", helpful=True)
+    found = {q.query: q for q in qlog.weak_queries(min_confidence=0.5)}
+    assert set(found) == {"vpn setup", "capital of australia", "zzz"}
+    assert found["vpn setup"].negative_feedback == 1 and found["vpn setup"].comments == ("outdated",)
+    assert found["vpn setup"].low_score is False and found["zzz"].low_score is True
+    assert found["capital of australia"].answered is False
+    assert qlog.totals() == {"queries": 3, "asked": 1, "answered": 0, "abstained": 1, "feedback": 1,
+                             "negative_feedback": 1}
+    mode = sqlite3.connect(tmp_path / "idx" / "querylog.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_a_broken_log_never_fails_the_query(tmp_path):
+    (tmp_path / "querylog.sqlite").mkdir()  # a folder where the database should be
+    assert QueryLog(tmp_path / "querylog.sqlite").record("search", "q", results=1, latency_ms=1.0) is None
+
+
+def test_evaluate_answers_runs_a_set_end_to_end(tmp_path, fake_embedder):
+    import json
+
+    from km_search.answer_eval import evaluate_answers, evaluation_settings
+    from km_search.service import SearchService
+    from km_search.settings import Settings
+
+    docs = tmp_path / "set" / "docs"
+    docs.mkdir(parents=True)
+    (docs / "travel.md").write_text("# Hotels\n\nHotels in London are reimbursed up to 220 GBP per night.\n")
+    (docs / "vpn.md").write_text("# VPN\n\nInstall the WireGuard client from the IT portal.\n")
+    (tmp_path / "set" / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "How much are hotels in London reimbursed per night?"}) + "\n"
+        + json.dumps({"_id": "q2", "text": "Where do I get the WireGuard client?"}) + "\n")
+    (tmp_path / "set" / "gold.jsonl").write_text(
+        json.dumps({"query_id": "q1", "answer": "Hotels in London are reimbursed up to 220 GBP per night.",
+                    "source": "travel.md", "anchor": "hotels"}) + "\n"
+        + json.dumps({"query_id": "q2", "answer": "Install the WireGuard client from the IT portal.",
+                      "source": "vpn.md", "anchor": "vpn"}) + "\n")
+    unanswerable = tmp_path / "unanswerable.jsonl"
+    unanswerable.write_text(json.dumps({"_id": "u1", "text": "Who painted the Mona Lisa?"}) + "\n")
+    settings = Settings(index_dir=tmp_path / "unused")
+
+    def factory(folder):
+        return SearchService(evaluation_settings(settings, folder), "eval", embedder=fake_embedder)
+
+    summary, outcomes = evaluate_answers(tmp_path / "set", factory, 0.3, unanswerable)
+    assert summary["answerable"] == 2 and summary["unanswerable"] == 1
+    assert summary["answer_quality"] == 1.0 and summary["cited_gold_section"] == 1.0
+    assert summary["calibrated"]["balanced_accuracy"] == 1.0
+    assert [o.query_id for o in outcomes] == ["q1", "q2", "u1"] and outcomes[2].correct is None
+    with pytest.raises(ValueError, match="evaluation_settings"):
+        evaluate_answers(tmp_path / "set", lambda folder: SearchService(settings, embedder=fake_embedder), 0.3)

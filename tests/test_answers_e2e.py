@@ -1,0 +1,96 @@
+"""End to end on the example corpus, through the `km serve` and `km ingest` of conftest.py: /ask answers
+from the right file and section, abstains on what the corpus does not hold, its citation links open
+the right file at the right anchor, and the questions it could not answer show up in `km gaps`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from km_search.answer_eval import gold_link, quotes_gold
+from km_search.evaluation import read_jsonl
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL = ROOT / "examples" / "eval"
+GOLD = {g["query_id"]: g for g in read_jsonl(EVAL / "gold.jsonl")}
+QUERIES = {q["_id"]: q["text"] for q in read_jsonl(EVAL / "queries.jsonl")}
+UNANSWERABLE = {q["_id"]: q["text"] for q in read_jsonl(EVAL / "unanswerable.jsonl")}
+
+
+def get(base: str, path: str, **params) -> dict:
+    with urllib.request.urlopen(f"{base}{path}?{urllib.parse.urlencode(params)}", timeout=60) as r:
+        return json.load(r)
+
+
+def km(env: dict, *args: str) -> dict:
+    run = subprocess.run([sys.executable, "-m", "km_search.cli", *args], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+# one question per format whose answer sits in one section: Word, Markdown, HTML, PDF
+@pytest.mark.parametrize("qid", ["e3", "e35", "e38", "e2"])
+def test_ask_quotes_the_gold_answer_and_cites_its_section(server, qid):
+    body = get(server, "/ask", q=QUERIES[qid])
+    assert body["answered"] is True and body["kind"] == "extractive", body
+    assert quotes_gold(body["answer"], GOLD[qid]["answer"]), body["answer"]
+    citation = body["citations"][0]
+    assert citation["source"] == gold_link(GOLD[qid])
+    hit = body["hits"][citation["ref"] - 1]
+    assert hit["text"][citation["start"]:citation["end"]] == citation["text"]
+
+
+def test_citation_link_opens_the_right_file_at_the_right_anchor(server, workspace):
+    root, docs, env = workspace
+    body = get(server, "/ask", q=QUERIES["e38"])  # an HTML page, served as it is
+    citation = body["citations"][0]
+    path, _, anchor = citation["source"].partition("#")
+    assert (docs / path).is_file() and anchor == GOLD["e38"]["anchor"]
+    url, _, fragment = citation["url"].partition("#")
+    assert fragment == anchor
+    with urllib.request.urlopen(server + url, timeout=30) as r:
+        page = r.read().decode()
+    assert page == (docs / path).read_text(encoding="utf-8")
+    assert f'id="{anchor}"' in page
+
+
+@pytest.mark.parametrize("qid", ["u1", "u4"])
+def test_ask_abstains_on_questions_the_corpus_cannot_answer(server, qid):
+    body = get(server, "/ask", q=UNANSWERABLE[qid], k=3)
+    assert body["answer"] is None and body["answered"] is False and body["citations"] == []
+    assert len(body["hits"]) == 3 and "closest passages" in body["note"]
+
+
+def test_cli_ask_gives_the_http_answer(server, workspace):
+    root, docs, env = workspace
+    http = get(server, "/ask", q=QUERIES["e3"])
+    cli = km(env, "ask", QUERIES["e3"], "--index", "example", "--json")
+    assert cli["answer"] == http["answer"] and cli["citations"] == http["citations"]
+    assert [h["source"] for h in cli["hits"]] == [h["source"] for h in http["hits"]]
+
+
+def test_unanswered_questions_and_feedback_show_up_as_knowledge_gaps(server, workspace):
+    root, docs, env = workspace
+    for q in ("How do I make sourdough bread?", "how to make sourdough bread at home",
+              "What is a good sourdough bread recipe?", "Who won the 2022 FIFA World Cup?"):
+        get(server, "/ask", q=q)
+    answered = get(server, "/ask", q=QUERIES["e35"])
+    request = urllib.request.Request(
+        server + "/feedback", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"query_id": answered["query_id"], "helpful": False, "comment": "need the US numbers"}).encode())
+    with urllib.request.urlopen(request, timeout=30) as r:
+        assert json.load(r)["ok"] is True
+    report = km(env, "gaps", "--index", "example", "--json")
+    assert report["totals"]["abstained"] >= 4 and report["totals"]["negative_feedback"] >= 1
+    bread = [t for t in report["topics"] if "sourdough" in t["question"].lower()]
+    assert len(bread) == 1 and bread[0]["count"] == 3 and bread[0]["abstained"] == 3 and len(bread[0]["queries"]) == 3
+    assert any("FIFA" in t["question"] for t in report["topics"])
+    assert any("need the US numbers" in t["comments"] for t in report["topics"])
+    assert (root / "indexes" / "example" / "querylog.sqlite").exists()
