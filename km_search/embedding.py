@@ -49,6 +49,7 @@ class Embedder:
         self.batch_size = batch_size
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
+        self._query_cache: dict[str, np.ndarray] = {}
 
     @property
     def model(self) -> SentenceTransformer:
@@ -72,6 +73,19 @@ class Embedder:
     @property
     def max_tokens(self) -> int:
         return int(self.model.max_seq_length)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query's vector, cached: retrieval, answer scoring and the query log share it, and
+        repeated queries (paging, the widget typing) skip the model entirely."""
+        with self._lock:
+            cached = self._query_cache.get(text)
+        if cached is None:
+            cached = self.encode([text])[0]
+            with self._lock:
+                self._query_cache[text] = cached
+                while len(self._query_cache) > 2048:
+                    self._query_cache.pop(next(iter(self._query_cache)))
+        return cached
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

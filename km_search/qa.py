@@ -166,7 +166,7 @@ class QuestionAnswering:
             return 0.0
         top = hits[:5]
         vectors = self.service.retriever.snapshot.vectors([h.chunk_id for h in top])
-        similarity = float((vectors @ self.service.embedder.encode([query])[0]).max()) if len(vectors) else 0.0
+        similarity = float((vectors @ self.service.embedder.encode_query(query)).max()) if len(vectors) else 0.0
         return passage_evidence(top, self._weights(query), similarity)
 
     def _snapshot_id(self) -> str | None:

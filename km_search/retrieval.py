@@ -55,7 +55,7 @@ class Retriever:
         if allowed is not None and not len(allowed):
             return []
         within = filtered_chunks_sql(filters)
-        query_vector = self.embedder.encode([query])[0] if mode != "lexical" else None
+        query_vector = self.embedder.encode_query(query) if mode != "lexical" else None
         dense = self.snapshot.dense_search(query_vector, n, allowed) if query_vector is not None else []
         lexical = lexical_search(self.snapshot.db, query, n, within=within) if mode != "dense" else []
         fused = self._fuse(dense, lexical, mode)

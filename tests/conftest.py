@@ -40,6 +40,9 @@ class HashingEmbedder:
     def __init__(self) -> None:
         self.encoded = 0
 
+    def encode_query(self, text):
+        return self.encode([text])[0]
+
     def encode(self, texts):
         self.encoded += len(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)

@@ -26,3 +26,9 @@ def test_a_missing_model_says_what_to_do(tmp_path):
         resolve_model_path(str(tmp_path / "nowhere"))
     with pytest.raises(ModelNotFound, match="cannot be downloaded"):
         Embedder("sentence-transformers/some-hub-model").encode(["x"])
+
+
+def test_query_vectors_are_cached(real_embedder):
+    first = real_embedder.encode_query("a repeated question about billing")
+    assert real_embedder.encode_query("a repeated question about billing") is first
+    assert np.allclose(first, real_embedder.encode(["a repeated question about billing"])[0], atol=1e-6)
