@@ -11,31 +11,17 @@ from typing import Annotated, Optional
 import typer
 
 from .cli_answers import add_answer_commands
+from .cli_options import (
+    AfterOpt, AuthorOpt, BeforeOpt, IndexOpt, JsonOpt, PathOpt, ProjectOpt, TagOpt, TypeOpt, fail as _fail,
+)
 from .errors import KmError, NothingToPublish
 from .settings import Settings, get_settings
 
 app = typer.Typer(help="km-search: semantic search over your organization's documents.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 
-IndexOpt = Annotated[Optional[str], typer.Option("--index", "-i", help="Index name (default: KM_INDEX or 'default').")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
-# Filters, the same as the HTTP API's query parameters; repeat an option for any of several values.
-TypeOpt = Annotated[Optional[list[str]], typer.Option("--type", help="decision, lesson, howto, policy, meeting, other.")]
-ProjectOpt = Annotated[Optional[list[str]], typer.Option("--project", help="Project (case-insensitive).")]
-AuthorOpt = Annotated[Optional[list[str]], typer.Option("--author", help="Part of an author's name or email.")]
-TagOpt = Annotated[Optional[list[str]], typer.Option("--tag", help="Tag (case-insensitive).")]
-PathOpt = Annotated[Optional[list[str]], typer.Option("--path", help="Document path prefix, e.g. billing/decisions/.")]
-AfterOpt = Annotated[Optional[str], typer.Option("--modified-after", help="YYYY-MM-DD, inclusive.")]
-BeforeOpt = Annotated[Optional[str], typer.Option("--modified-before", help="YYYY-MM-DD, inclusive.")]
-
-
 def _settings() -> Settings:
     return get_settings()
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 @app.command()

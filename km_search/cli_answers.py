@@ -12,16 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from .cli_options import IndexOpt, JsonOpt, fail as _fail
 from .errors import KmError
 from .settings import get_settings
-
-IndexOpt = Annotated[Optional[str], typer.Option("--index", "-i", help="Index name (default: KM_INDEX or 'default').")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def ask(

@@ -140,7 +140,8 @@ def _score_variants(settings, embedder, index: str, queries, judge, variants: Va
     for name, overrides in variants.items():
         overrides = dict(overrides)
         mode = overrides.pop("mode", "hybrid")
-        service = SearchService(settings.model_copy(update=overrides), index, embedder=embedder)
+        # measuring must not fill a query log with the eval's own questions
+        service = SearchService(settings.model_copy(update={**overrides, "query_log": False}), index, embedder=embedder)
         results[name] = summarize(run_queries(queries, lambda q, n: list(service.search(q, k=n, mode=mode).hits), judge))
     return results
 

@@ -77,12 +77,14 @@ def filter_sql(filters: SearchFilters) -> tuple[str, list]:
         for v in values:
             params.extend(to_params(v))
 
+    def one_of(expression: str, values: tuple[str, ...]) -> None:
+        parts.append(f"{expression} IN ({','.join('?' * len(values))})")
+        params.extend(values)
+
     if filters.types:
-        parts.append(f"d.doc_type IN ({','.join('?' * len(filters.types))})")
-        params.extend(filters.types)
+        one_of("d.doc_type", filters.types)
     if filters.projects:
-        parts.append(f"d.project COLLATE NOCASE IN ({','.join('?' * len(filters.projects))})")
-        params.extend(filters.projects)
+        one_of("d.project COLLATE NOCASE", filters.projects)
     if filters.authors:
         parts.append(
             "d.id IN (SELECT p.doc_id FROM people p WHERE "

@@ -9,6 +9,7 @@ that is not the API's shape) raises LLMError; the service then falls back to the
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import re
 import time
 from dataclasses import dataclass
@@ -101,14 +102,13 @@ class ChatClient:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
-    def complete(self, messages: list[dict[str, str]]) -> str:
+    @contextmanager
+    def _failures_as_llm_errors(self, reply_kind: str) -> Iterator[None]:
+        """Every way the endpoint can fail becomes one LLMError that says which, for the fallback note."""
         import httpx
 
         try:
-            response = httpx.post(self.url, json=self._request(messages, False), headers=self._headers(),
-                                  timeout=self.timeout_s)
-            response.raise_for_status()
-            return str(response.json()["choices"][0]["message"]["content"] or "")
+            yield
         except httpx.TimeoutException as exc:
             raise LLMError(f"the language model at {self.url} did not answer within {self.timeout_s:g} s") from exc
         except httpx.HTTPStatusError as exc:
@@ -116,14 +116,23 @@ class ChatClient:
         except httpx.HTTPError as exc:
             raise LLMError(f"the language model at {self.url} could not be reached: {exc}") from exc
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise LLMError(f"the language model at {self.url} sent a reply that is not a chat completion") from exc
+            raise LLMError(f"the language model at {self.url} sent a reply that is not {reply_kind}") from exc
+
+    def complete(self, messages: list[dict[str, str]]) -> str:
+        import httpx
+
+        with self._failures_as_llm_errors("a chat completion"):
+            response = httpx.post(self.url, json=self._request(messages, False), headers=self._headers(),
+                                  timeout=self.timeout_s)
+            response.raise_for_status()
+            return str(response.json()["choices"][0]["message"]["content"] or "")
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         """Text deltas as the model writes them; the whole reply must arrive within the timeout."""
         import httpx
 
         deadline = time.monotonic() + self.timeout_s
-        try:
+        with self._failures_as_llm_errors("chat completion chunks"):
             with httpx.stream("POST", self.url, json=self._request(messages, True), headers=self._headers(),
                               timeout=self.timeout_s) as response:
                 response.raise_for_status()
@@ -138,11 +147,3 @@ class ChatClient:
                     delta = json.loads(data)["choices"][0].get("delta", {}).get("content")
                     if delta:
                         yield delta
-        except httpx.TimeoutException as exc:
-            raise LLMError(f"the language model at {self.url} did not answer within {self.timeout_s:g} s") from exc
-        except httpx.HTTPStatusError as exc:
-            raise LLMError(f"the language model at {self.url} answered HTTP {exc.response.status_code}") from exc
-        except httpx.HTTPError as exc:
-            raise LLMError(f"the language model at {self.url} could not be reached: {exc}") from exc
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise LLMError(f"the language model at {self.url} sent a stream that is not chat completion chunks") from exc

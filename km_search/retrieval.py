@@ -99,7 +99,7 @@ class Retriever:
         ranked = self.rank(query, offset + k, mode, filters)
         hits = self.hits(query, ranked[offset : offset + k])
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(hits=tuple(hits), total_candidates=len(ranked), took_ms=round(took, 2))
+        return SearchResult(hits=tuple(hits), took_ms=round(took, 2))
 
     def hits(self, query: str, ranked: list[tuple[int, float, float | None, float | None]]) -> list[Hit]:
         """Ranked (chunk id, score, dense, lexical) tuples made into Hits with text, link and metadata."""

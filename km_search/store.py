@@ -23,7 +23,6 @@ import secrets
 import shutil
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path

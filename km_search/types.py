@@ -111,7 +111,6 @@ class Hit:
 @dataclass(frozen=True)
 class SearchResult:
     hits: tuple[Hit, ...]
-    total_candidates: int
     took_ms: float
     query_id: str | None = None  # set when the query log recorded it; /feedback refers to it
 
