@@ -8,7 +8,7 @@ CONSTRAINTS := -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run test examples quality clean
+.PHONY: install run test examples quality bench clean
 
 install: $(VENV)/.installed
 
@@ -20,13 +20,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 run: install
 	$(BIN)/km ingest examples/corpus --index example
-	KM_INDEX=example $(BIN)/km serve
+	KM_AUTH=none KM_INDEX=example $(BIN)/km serve  # single-user demo: no authentication (see README, Access control)
 
 test: install
 	$(BIN)/python -m pytest
 
 quality: install  # retrieval quality of each configuration on every labelled set -> docs/quality.md
 	$(BIN)/python bench/quality.py
+
+bench: install  # performance (issue 9) -> bench/results.json, docs/performance.md; BENCH_QUICK=1, BENCH_SIZES=10k,100k,1m, BENCH_PARTS=embed,ingest,http
+	$(BIN)/python bench/bench.py
 
 examples: install
 	$(BIN)/python examples/build_examples.py

@@ -7,7 +7,8 @@ Parsers read what a file says about itself (front matter, core properties, PDF i
 1. the file's own metadata;
 2. `_meta.yaml` sidecars: a folder's sidecar sets defaults for every document under it, the nearest
    folder's value winning over its parents'; `owners` become the authors only of files that name
-   none; other keys (`groups`, ...) go to `extra`;
+   none; `groups` (who may read the documents, km_search/access.py) apply to files that declare
+   none; other keys go to `extra`;
 3. rules: the type is inferred from the title, file name, folders and headings (`infer_type`); a
    decision's status from its Status section or a 'Status: X' line (`infer_status`); a document
    that declares no date gets the date of its last commit.
@@ -154,9 +155,14 @@ def _same_record(ident: str | None) -> str | None:
     return f"{m[1].upper()}-{int(m[2])}" if m else None
 
 
-def supersessions(decisions: Iterable[tuple[int, str, str, str | None, Mapping[str, str]]]) -> dict[int, str]:
+def supersessions(
+    decisions: Iterable[tuple[int, str, str, str | None, Mapping[str, str]]],
+    groups: Mapping[int, Sequence[str]] | None = None,
+) -> dict[int, str]:
     """Decisions that a later one declares it `supersedes` but that do not say so themselves:
-    doc id -> the superseding record's id. Input rows: (doc id, title, path, status, extra)."""
+    doc id -> the superseding record's id. Input rows: (doc id, title, path, status, extra).
+    With `groups` (doc id -> who may read it), a record is marked only when everyone who may read
+    it may also read the one superseding it: a restricted record's id never shows on a public one."""
     decisions = list(decisions)
     idents = {d: record_id(title) or record_id(path.rsplit("/", 1)[-1]) for d, title, path, _, _ in decisions}
     by_key: dict[str, list[int]] = {}
@@ -172,18 +178,31 @@ def supersessions(decisions: Iterable[tuple[int, str, str, str | None, Mapping[s
             for old in by_key.get(_same_record(ref) or "", []):
                 status, old_extra = state[old]
                 marked = (status or "").lower() == "superseded" and old_extra.get("superseded_by")
-                if old != doc_id and not marked:
+                if old != doc_id and not marked and (groups is None or readable_by_all_readers_of(
+                        groups.get(doc_id, ("public",)), groups.get(old, ("public",)))):
                     found.setdefault(old, idents[doc_id])
     return found
 
 
+def readable_by_all_readers_of(new: Sequence[str], old: Sequence[str]) -> bool:
+    """Whether everyone who may read a document with groups `old` may read one with groups `new`."""
+    return "public" in new or ("public" not in old and set(old) <= set(new))
+
+
 def sidecar_extra(defaults: Mapping[str, Any]) -> dict[str, str]:
-    """Sidecar keys that are no DocumentMeta field, as strings ('groups' lists joined with ',')."""
-    extra = {k: s for k, v in defaults.items() if k not in _SIDECAR_KEYS and (s := scalar_str(v)) is not None}
-    groups = as_list(defaults.get("groups"), split_tags)
-    if groups:
-        extra["groups"] = ",".join(groups)
-    return extra
+    """Sidecar keys that are no DocumentMeta field, as strings."""
+    return {k: s for k, v in defaults.items() if k not in _SIDECAR_KEYS and (s := scalar_str(v)) is not None}
+
+
+def document_groups(declared: Sequence[str], defaults: Mapping[str, Any]) -> tuple[str, ...]:
+    """Who may read a document: the groups the file declares, else the nearest sidecar's `groups`,
+    else ('public',). A file declaring only `public` does not undo its folder's restriction: only
+    other groups do, so a restricted folder stays restricted unless a file names who else may read it."""
+    declared = tuple(g for g in declared if g)
+    if declared and declared != ("public",):
+        return declared
+    inherited = tuple(dict.fromkeys(g.strip().lower() for g in as_list(defaults.get("groups"), split_tags) if g.strip()))
+    return inherited or ("public",)
 
 
 def finish_meta(
@@ -220,6 +239,7 @@ def finish_meta(
         modified=modified,
         extra=extra,
         contributors=tuple(contributors),
+        groups=document_groups(meta.groups, d),
     )
 
 

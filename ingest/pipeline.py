@@ -1,69 +1,62 @@
-"""discover -> parse -> chunk -> embed -> publish a snapshot, with a progress bar and a per-file report.
+"""discover -> plan -> parse -> chunk -> embed -> publish a snapshot, with a progress bar and a report.
+
+Ingest is incremental: a run starts from the published snapshot and re-parses and re-embeds only the
+files whose bytes or inherited metadata changed, drops the documents of deleted files and carries
+everything else over (store.SnapshotWriter with a base). A full rebuild happens when there is no
+compatible snapshot (another model, chunking, format or km-search version) or when asked (`full`).
 
 `process_batch` is a function of a batch of files only (plus settings and an embedder), so the
-same code can later run on Ray workers; `ingest` drives batches and writes the snapshot.
+same code can later run on Ray workers; `ingest` plans, drives batches and writes the snapshot.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Iterator, Sequence
 
-import numpy as np
-
+from km_search import __version__, ann
 from km_search.embedding import Embedder
 from km_search.errors import KmError, NothingToPublish
 from km_search.settings import Settings
-from km_search.store import SnapshotWriter, SourceInfo
-from km_search.types import Chunk, Contributor, Document, DocumentMeta, Section
+from km_search.store import (
+    FORMAT_VERSION, MANIFEST, SnapshotWriter, SourceInfo, current_snapshot_path, index_lock,
+)
+from km_search.types import Chunk, Document, DocumentMeta, Section
 
-from . import gitlog
-from .chunking import chunk_document
-from .metadata import SIDECAR_NAMES, FolderDefaults, finish_meta, supersessions
-from .parsers import parse_file, parser_for
+from .discovery import SourceFile, scan, with_folder_metadata
+from .metadata import supersessions
+from .workers import ParsedFile, ParsePool, reason
 
-
-@dataclass(frozen=True)
-class SourceFile:
-    path: Path  # absolute
-    rel: str  # relative to its ingest root, forward slashes: what links and reports show
-    root: Path | None = field(default=None, compare=False)  # the ingest root: sidecars above it do not apply
-    defaults: Mapping[str, Any] = field(default_factory=dict, compare=False)  # merged _meta.yaml sidecars
-    contributors: tuple[Contributor, ...] = field(default=(), compare=False)  # from git history
+UPLOADS = "uploads"  # <index folder>/uploads/: documents added through POST /documents
+EXCLUDED = "excluded.json"  # <index folder>/excluded.json: paths deleted through DELETE /documents/{id}
 
 
 @dataclass
 class FileOutcome:
     path: str
-    status: str  # "indexed" | "failed"
+    status: str  # "added" | "updated" | "unchanged" | "removed" | "failed"
     chunks: int = 0
     error: str | None = None
-
-
-@dataclass
-class ParsedFile:
-    doc: Document
-    source: SourceInfo
-    chunks: list[Chunk]
-    vectors: np.ndarray | None = None
 
 
 @dataclass
 class IngestReport:
     index: str
     snapshot: str | None = None
-    documents: int = 0
-    chunks: int = 0
+    documents: int = 0  # in the published snapshot
+    chunks: int = 0  # in the published snapshot
     added: int = 0
     updated: int = 0
     unchanged: int = 0
     removed: int = 0
-    embedded_chunks: int = 0
-    skipped: int = 0
+    embedded_chunks: int = 0  # embedded by this run
+    skipped: int = 0  # files of unsupported formats
+    full_rebuild: str | None = None  # why every file was processed, when it was
     took_s: float = 0.0
     failed: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # metadata that could not be read (sidecars, git)
@@ -75,90 +68,49 @@ class IngestReport:
         return data
 
 
-def discover(roots: Sequence[Path]) -> tuple[list[SourceFile], int]:
-    """Supported files under the roots, in a stable order, and how many other files were skipped.
+@dataclass(frozen=True)
+class Job:
+    """A file to (re)process, with what we know of its bytes."""
 
-    Hidden files and folders (.git, .DS_Store) and sidecar metadata files are not documents.
-    With several roots, paths are prefixed with the root's folder name so they stay unique.
-    """
-    found: list[SourceFile] = []
-    skipped = 0
-    for root in roots:
-        root = root.expanduser().resolve()
-        if not root.exists():
-            raise KmError(f"{root} does not exist")
-        prefix = f"{root.name}/" if len(roots) > 1 and root.is_dir() else ""
-        if root.is_file():
-            candidates: Iterable[Path] = [root]
-            base = root.parent
-        else:
-            candidates = _walk(root)
-            base = root
-        for path in candidates:
-            if path.name in SIDECAR_NAMES:
-                continue
-            if parser_for(path) is None:
-                skipped += 1
-                continue
-            found.append(SourceFile(path=path, rel=prefix + path.relative_to(base).as_posix(), root=base))
-    found.sort(key=lambda f: f.rel)
-    return found, skipped
+    file: SourceFile
+    source: SourceInfo
+    status: str  # "added" | "updated"
 
 
-def with_folder_metadata(files: Sequence[SourceFile], git_authors: bool = True) -> tuple[list[SourceFile], list[str]]:
-    """The files with their folders' sidecar defaults and, inside git working trees, their commit
-    authors (one `git log` per repository); plus warnings about metadata that could not be read."""
-    resolvers: dict[Path, FolderDefaults] = {}
-    out = []
-    for f in files:
-        root = f.root or f.path.parent
-        resolver = resolvers.setdefault(root, FolderDefaults(root))
-        out.append(replace(f, defaults=resolver(f.path.parent)))
-    warnings = [w for r in resolvers.values() for w in r.warnings]
-    if git_authors:
-        found, git_warnings = gitlog.contributors([f.path for f in out])
-        out = [replace(f, contributors=found.get(f.path, ())) for f in out]
-        warnings.extend(git_warnings)
-    return out, warnings
+@dataclass
+class Plan:
+    """What a run changes relative to the snapshot it starts from."""
 
+    base: Path | None
+    jobs: list[Job] = field(default_factory=list)
+    unchanged: list[tuple[str, SourceInfo, bool]] = field(default_factory=list)  # (path, source, mtime moved)
+    removed: list[str] = field(default_factory=list)
+    failed: list[FileOutcome] = field(default_factory=list)  # unreadable before parsing
+    full_rebuild: str | None = None
 
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield Path(dirpath) / name
-
-
-def parse_one(file: SourceFile, settings: Settings) -> ParsedFile:
-    size = file.path.stat().st_size
-    if size > settings.max_file_mb * 1024 * 1024:
-        raise KmError(f"file is {size / 1048576:.0f} MB, over the {settings.max_file_mb:g} MB limit (KM_MAX_FILE_MB)")
-    digest = hashlib.sha256()
-    with open(file.path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    doc = parse_file(file.path, file.rel)
-    doc = replace(doc, meta=finish_meta(doc.meta, doc.path, doc.sections, file.defaults, file.contributors))
-    chunks = chunk_document(doc, settings.chunk_words, settings.chunk_overlap, settings.pack_sections)
-    if not chunks:
-        raise KmError("no text to index")
-    return ParsedFile(doc, SourceInfo(str(file.path), digest.hexdigest(), size), chunks)
+    @property
+    def empty(self) -> bool:
+        return self.base is not None and not self.jobs and not self.removed
 
 
 def process_batch(
     files: Sequence[SourceFile], settings: Settings, embedder: Embedder
 ) -> tuple[list[ParsedFile], list[FileOutcome]]:
     """Parse, chunk and embed a batch of files; a file that fails is reported and left out alone."""
+    jobs = [(f, source_info(f, settings.max_file_mb * 1024 * 1024)) for f in files]
+    with ParsePool(settings) as pool:
+        return _embed_batch(jobs, pool.parse(jobs), embedder)
+
+
+def _embed_batch(jobs, results, embedder: Embedder) -> tuple[list[ParsedFile], list[FileOutcome]]:
     parsed: list[ParsedFile] = []
     failures: list[FileOutcome] = []
-    for file in files:
-        try:
-            parsed.append(parse_one(file, settings))
-        except Exception as exc:  # one bad file must never stop the run
-            failures.append(FileOutcome(file.rel, "failed", error=_reason(exc)))
-    texts = [c.indexed_text() for p in parsed for c in p.chunks]
-    vectors = embedder.encode(texts)
+    for (file, _), result in zip(jobs, results):
+        if isinstance(result, str):
+            failures.append(FileOutcome(file.rel, "failed", error=result))
+        else:
+            parsed.append(result)
+    vectors = embedder.encode([c.indexed_text() for p in parsed for c in p.chunks])
     start = 0
     for p in parsed:
         p.vectors = vectors[start : start + len(p.chunks)]
@@ -166,15 +118,130 @@ def process_batch(
     return parsed, failures
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, (KmError, OSError)):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+def content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _batches(files: Sequence[SourceFile], size: int) -> Iterator[Sequence[SourceFile]]:
-    for i in range(0, len(files), size):
-        yield files[i : i + size]
+def meta_hash(file: SourceFile) -> str:
+    """Fingerprint of what a document inherits besides its bytes: a sidecar or git change re-parses it."""
+    data = {"defaults": file.defaults, "contributors": [asdict(c) for c in file.contributors]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def source_info(file: SourceFile, max_bytes: float | None = None) -> SourceInfo:
+    """What identifies this version of the file. A file over the size limit is not read at all (the
+    parse step rejects it): its size and modification time stand in for the hash."""
+    st = file.path.stat()
+    if max_bytes is not None and st.st_size > max_bytes:
+        digest = f"size:{st.st_size}:mtime:{st.st_mtime_ns}"
+    else:
+        digest = content_hash(file.path)
+    return SourceInfo(str(file.path), digest, st.st_size, st.st_mtime_ns, str(file.root or file.path.parent),
+                      meta_hash(file))
+
+
+def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def index_roots(roots: Sequence[Path], index_path: Path) -> tuple[list[Path], list[str] | None]:
+    """The folders an index is built from: the given roots plus its uploads folder, with path prefixes."""
+    roots = [Path(r).expanduser().resolve() for r in roots]
+    uploads = index_path / UPLOADS
+    if not uploads.is_dir() or not any(uploads.iterdir()):
+        return roots, None
+    prefixes = [f"{r.name}/" if len(roots) > 1 and r.is_dir() else "" for r in roots]
+    return [*roots, uploads.resolve()], [*prefixes, f"{UPLOADS}/"]
+
+
+def excluded_paths(index_path: Path) -> dict[str, str]:
+    """Documents deleted through the API: path -> content hash of the file when it was deleted."""
+    try:
+        return dict(json.loads((index_path / EXCLUDED).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return {}
+
+
+def _still_excluded(file: SourceFile, excluded: dict[str, str]) -> bool:
+    """A deleted document stays out until its file changes."""
+    if file.rel not in excluded:
+        return False
+    try:
+        return content_hash(file.path) == excluded[file.rel]
+    except OSError:
+        return True
+
+
+def _manifest(index: str, settings: Settings, embedder: Embedder, roots: Sequence[Path | str]) -> dict:
+    return {
+        "name": index,
+        "km_search": __version__,
+        "model": {"name": embedder.model_name, "backend": embedder.backend, "max_tokens": embedder.max_tokens},
+        "chunking": {"chunk_words": settings.chunk_words, "chunk_overlap": settings.chunk_overlap,
+                     "pack_sections": settings.pack_sections},
+        "roots": [str(Path(r).expanduser().resolve()) for r in roots],
+    }
+
+
+def reusable_base(index_path: Path, manifest: dict) -> tuple[Path | None, str | None]:
+    """The published snapshot a run may start from, or None and why everything must be processed."""
+    base = current_snapshot_path(index_path)
+    if base is None:
+        return None, None
+    old = json.loads((base / MANIFEST).read_text(encoding="utf-8"))
+    for key, what in (("format_version", "snapshot format"), ("km_search", "km-search version"),
+                      ("chunking", "chunking settings")):
+        expected = FORMAT_VERSION if key == "format_version" else manifest[key]
+        if old.get(key) != expected:
+            return None, f"{what} changed ({old.get(key)} -> {expected})"
+    for key in ("name", "backend"):
+        before, now = old.get("model", {}).get(key), manifest["model"].get(key)
+        if before != now:
+            return None, f"embedding model {key} changed ({before} -> {now})"
+    return base, None
+
+
+def plan_changes(files: Sequence[SourceFile], base: Path | None, max_bytes: float | None = None) -> Plan:
+    """Compare the files found with the documents of `base`: which to add, update, keep or remove.
+
+    Size and modification time unchanged means unchanged; otherwise the content hash decides, so a
+    touched but identical file is not re-embedded.
+    """
+    import sqlite3
+
+    previous: dict[str, tuple] = {}
+    if base is not None:
+        db = sqlite3.connect(f"file:{base / 'chunks.sqlite'}?mode=ro", uri=True)
+        try:
+            previous = {r[0]: r[1:] for r in db.execute(
+                "SELECT path, content_hash, size, mtime_ns, meta_hash FROM documents")}
+        finally:
+            db.close()
+    plan = Plan(base=base)
+    for file in files:
+        old = previous.get(file.rel)
+        try:
+            st = file.path.stat()
+            fingerprint = meta_hash(file)
+            if old and old[1] == st.st_size and old[2] == st.st_mtime_ns and old[3] == fingerprint:
+                plan.unchanged.append((file.rel, SourceInfo(str(file.path), old[0], st.st_size, st.st_mtime_ns), False))
+                continue
+            source = source_info(file, max_bytes)
+        except OSError as exc:
+            plan.failed.append(FileOutcome(file.rel, "failed", error=reason(exc)))
+            continue
+        if old and old[0] == source.content_hash and old[3] == source.meta_hash:
+            plan.unchanged.append((file.rel, source, True))
+        else:
+            plan.jobs.append(Job(file, source, "updated" if old else "added"))
+    found = {f.rel for f in files}
+    plan.removed = sorted(p for p in previous if p not in found)
+    return plan
 
 
 def ingest(
@@ -184,47 +251,109 @@ def ingest(
     embedder: Embedder | None = None,
     progress: bool = True,
     batch_files: int = 16,
+    full: bool = False,
 ) -> IngestReport:
-    """Build a new snapshot of `roots` and publish it; the previous snapshot serves until then."""
+    """Bring the index up to date with `roots` and publish a new snapshot when anything changed.
+
+    The previous snapshot serves until the new one is complete; killing the run at any point leaves
+    it in place. A file that fails keeps its previous version in the index, if it had one.
+    """
     started = time.perf_counter()
     index = index or settings.index
-    embedder = embedder or Embedder(settings.model, settings.embed_batch_size)
-    files, skipped = discover(roots)
-    report = IngestReport(index=index, skipped=skipped)
-    if not files:
-        raise NothingToPublish(f"no supported documents under {', '.join(map(str, roots))}")
-    files, report.warnings = with_folder_metadata(files, settings.git_authors)
-    writer = SnapshotWriter(settings.index_path(index), _manifest(index, settings, embedder, roots))
+    index_path = settings.index_path(index)
+    embedder = embedder or Embedder.from_settings(settings, index)
+    with index_lock(index_path):
+        all_roots, prefixes = index_roots(roots, index_path)
+        found = scan(all_roots, prefixes)
+        excluded = excluded_paths(index_path)
+        files = [f for f in found.files if not _still_excluded(f, excluded)]
+        report = IngestReport(index=index, skipped=found.skipped)
+        if not files:
+            raise NothingToPublish(f"no supported documents under {', '.join(map(str, roots))}")
+        files, report.warnings = with_folder_metadata(files, settings.git_authors)
+        manifest = _manifest(index, settings, embedder, roots)
+        base, why = reusable_base(index_path, manifest) if not full else (None, "asked for (--full)")
+        plan = plan_changes(files, base, settings.max_file_mb * 1024 * 1024)
+        plan.full_rebuild = why
+        # Links out of the root, pipes, unreadable files: reported; an indexed one becomes removed.
+        plan.failed.extend(FileOutcome(rel, "failed", error=why) for rel, why in found.rejected)
+        apply_plan(plan, index_path, manifest, settings, embedder, report, progress, batch_files)
+    report.took_s = round(time.perf_counter() - started, 2)
+    return report
+
+
+def apply_plan(plan: Plan, index_path: Path, manifest: dict, settings: Settings, embedder: Embedder,
+               report: IngestReport, progress: bool = False, batch_files: int = 16) -> None:
+    """Process the plan's jobs and publish the result (nothing is published when nothing changed)."""
+    report.full_rebuild = plan.full_rebuild
+    report.unchanged = len(plan.unchanged)
+    report.files.extend(FileOutcome(path, "unchanged") for path, _, _ in plan.unchanged)
+    if plan.empty:
+        report.files.extend(plan.failed)
+        _finish(report, plan.base)
+        return
+    writer = SnapshotWriter(index_path, manifest, base=plan.base, index_options=lambda rows: ann.options(settings, rows))
     try:
-        with _progress(progress, len(files)) as advance:
-            for batch in _batches(files, batch_files):
-                parsed, failures = process_batch(batch, settings, embedder)
+        for path in plan.removed:
+            writer.remove(path)
+            report.files.append(FileOutcome(path, "removed"))
+        report.removed = len(plan.removed)
+        for path, source, moved in plan.unchanged:
+            if moved:
+                writer.touch(path, source)
+        report.files.extend(plan.failed)
+        jobs = plan.jobs
+        status = {j.file.rel: j.status for j in jobs}
+        with ParsePool(settings) as pool, _progress(progress, len(jobs)) as advance:
+            batches = list(_batches([(j.file, j.source) for j in jobs], batch_files))
+            pending = pool.parse(batches[0]) if batches else None
+            for i, batch in enumerate(batches):
+                results = list(pending)
+                if i + 1 < len(batches):
+                    pending = pool.parse(batches[i + 1])  # parse the next batch while this one embeds
+                parsed, failures = _embed_batch(batch, results, embedder)
                 for p in parsed:
                     writer.add(p.doc, p.source, p.chunks, p.vectors)
-                    report.files.append(FileOutcome(p.doc.path, "indexed", chunks=len(p.chunks)))
+                    report.files.append(FileOutcome(p.doc.path, status[p.doc.path], chunks=len(p.chunks)))
+                    report.embedded_chunks += len(p.chunks)
                 report.files.extend(failures)
                 advance(len(batch))
         report.files.sort(key=lambda f: f.path)
         report.failed = [{"path": f.path, "error": f.error or ""} for f in report.files if f.status == "failed"]
+        report.added = sum(f.status == "added" for f in report.files)
+        report.updated = sum(f.status == "updated" for f in report.files)
         if writer.documents == 0:
             raise NothingToPublish("every file failed; nothing was published", report=report)
-        for doc_id, newer in supersessions(writer.records_of_type("decision")).items():
+        if not report.added and not report.updated and not report.removed and plan.base is not None:
+            writer.abort()  # only failures: the published snapshot stays as it is
+            _finish(report, plan.base)
+            return
+        for doc_id, newer in supersessions(writer.records_of_type("decision"), writer.groups_of_type("decision")).items():
             writer.mark_superseded(doc_id, newer)
-        report.snapshot = writer.publish(keep=settings.keep_snapshots).name
+        published = writer.publish(keep=settings.keep_snapshots)
     except BaseException:
         writer.abort()
         raise
-    report.documents = report.added = writer.documents
-    report.chunks = report.embedded_chunks = writer.chunks
-    report.took_s = round(time.perf_counter() - started, 2)
-    return report
+    _finish(report, published)
+
+
+def _finish(report: IngestReport, snapshot: Path | None) -> None:
+    """Fill the report's totals from the snapshot that now serves."""
+    if snapshot is None:
+        return
+    manifest = json.loads((snapshot / MANIFEST).read_text(encoding="utf-8"))
+    report.snapshot = snapshot.name
+    report.documents = manifest["counts"]["documents"]
+    report.chunks = manifest["counts"]["chunks"]
+    report.files.sort(key=lambda f: f.path)
+    report.failed = [{"path": f.path, "error": f.error or ""} for f in report.files if f.status == "failed"]
 
 
 class _progress:
     """A rich progress bar on stderr, or nothing when output is for machines."""
 
     def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled, total
+        self.enabled, self.total = enabled and total > 0, total
 
     def __enter__(self):
         if not self.enabled:
@@ -246,34 +375,26 @@ class _progress:
         return False
 
 
-def _manifest(index: str, settings: Settings, embedder: Embedder, roots: Sequence[Path | str]) -> dict:
-    return {
-        "name": index,
-        "model": {"name": embedder.model_name, "max_tokens": embedder.max_tokens},
-        "chunking": {"chunk_words": settings.chunk_words, "chunk_overlap": settings.chunk_overlap,
-                     "pack_sections": settings.pack_sections},
-        "roots": [str(Path(r).expanduser().resolve()) for r in roots],
-    }
-
-
 def index_passages(passages: Sequence[dict], settings: Settings, index: str, embedder: Embedder) -> dict[int, str]:
     """Publish ready-made passages (BEIR corpus rows: _id, title, text) one chunk each, unchunked.
 
     Used by `km eval` to score ranking on a passage-level set; returns chunk id -> passage id.
     """
-    writer = SnapshotWriter(settings.index_path(index), _manifest(index, settings, embedder, []))
+    index_path = settings.index_path(index)
     chunk_to_passage: dict[int, str] = {}
-    for start in range(0, len(passages), 256):
-        batch = passages[start : start + 256]
-        chunks = [
-            Chunk(doc_path=p["_id"], ordinal=0, text=p["text"], source=p.get("source", p["_id"]),
-                  title=p.get("title", ""), anchor=p.get("anchor"))
-            for p in batch
-        ]
-        vectors = embedder.encode([c.indexed_text() for c in chunks])
-        for i, (p, chunk) in enumerate(zip(batch, chunks)):
-            doc = Document(p["_id"], "passage", (Section(chunk.text),), DocumentMeta(title=chunk.title))
-            (chunk_id,) = writer.add(doc, SourceInfo(p["_id"], "", len(chunk.text)), [chunk], vectors[i : i + 1])
-            chunk_to_passage[chunk_id] = p["_id"]
-    writer.publish()
+    with index_lock(index_path):
+        writer = SnapshotWriter(index_path, _manifest(index, settings, embedder, []))
+        for start in range(0, len(passages), 256):
+            batch = passages[start : start + 256]
+            chunks = [
+                Chunk(doc_path=p["_id"], ordinal=0, text=p["text"], source=p.get("source", p["_id"]),
+                      title=p.get("title", ""), anchor=p.get("anchor"))
+                for p in batch
+            ]
+            vectors = embedder.encode([c.indexed_text() for c in chunks])
+            for i, (p, chunk) in enumerate(zip(batch, chunks)):
+                doc = Document(p["_id"], "passage", (Section(chunk.text),), DocumentMeta(title=chunk.title))
+                (chunk_id,) = writer.add(doc, SourceInfo(p["_id"], "", len(chunk.text)), [chunk], vectors[i : i + 1])
+                chunk_to_passage[chunk_id] = p["_id"]
+        writer.publish()
     return chunk_to_passage

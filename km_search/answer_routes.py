@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from .api import Filters, HitOut
+from .auth import Admin, Reader
 from .documents import viewer_url
 from .service import SearchService
 from .settings import Settings
@@ -105,17 +106,19 @@ def add_answer_routes(app: FastAPI, settings: Settings, service: SearchService) 
     ModeQ = Annotated[Literal["hybrid", "dense", "lexical"], Query(description="Retrieval mode.")]
 
     @app.get("/ask", response_model=AskOut)
-    def ask(q: Q, k: K = 5, mode: ModeQ = "hybrid", filters: Filters = SearchFilters()) -> AskOut:
+    def ask(principal: Reader, q: Q, k: K = 5, mode: ModeQ = "hybrid", filters: Filters = SearchFilters()) -> AskOut:
         """A direct answer quoted from the documents with its citations, or `answer: null` when the
         passages do not answer the question well; the closest passages are in `hits` either way."""
-        return AskOut.of(service.ask(q, k=k, mode=mode, filters=filters))
+        return AskOut.of(service.ask(q, k=k, mode=mode, filters=filters, principal=principal))
 
     @app.get("/ask/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
-    def ask_stream(q: Q, k: K = 5, mode: ModeQ = "hybrid", filters: Filters = SearchFilters()) -> StreamingResponse:
+    def ask_stream(
+        principal: Reader, q: Q, k: K = 5, mode: ModeQ = "hybrid", filters: Filters = SearchFilters()
+    ) -> StreamingResponse:
         """Server-sent events: `hits` (the passages), `delta` (text as the language model writes it,
         when KM_LLM_URL is set), then `answer` (the /ask response, whose checked answer replaces the
         streamed text). A bad request is a plain 422 before the stream starts."""
-        events = service.ask_stream(q, k=k, mode=mode, filters=filters)
+        events = service.ask_stream(q, k=k, mode=mode, filters=filters, principal=principal)
 
         def body() -> Iterator[str]:
             for event, payload in events:
@@ -130,17 +133,18 @@ def add_answer_routes(app: FastAPI, settings: Settings, service: SearchService) 
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.post("/feedback", response_model=FeedbackOut)
-    def feedback(body: FeedbackIn) -> FeedbackOut:
+    def feedback(principal: Reader, body: FeedbackIn) -> FeedbackOut:
         """Was an answer or a passage helpful? Stored in the query log and shown in the gaps report."""
         return FeedbackOut(feedback_id=service.feedback(body.query_id, body.helpful, body.target, body.source,
                                                         body.chunk_id, body.comment))
 
     @app.get("/analytics/gaps", response_model=GapsOut)
     def gaps(
-        days: Annotated[float | None, Query(gt=0, description="Only queries of the last N days.")] = None,
+        principal: Admin,
+        days: Annotated[float | None, Query(gt=0, le=36_500, description="Only queries of the last N days.")] = None,
         limit: Annotated[int, Query(ge=1, le=500, description="Most topics to list.")] = 20,
     ) -> GapsOut:
         """Knowledge gaps: questions that went unanswered, scored low or were marked unhelpful, grouped
-        by meaning into topics with counts."""
+        by meaning into topics with counts. Admins only: the questions are everyone's."""
         return GapsOut.of(service.gaps(days=days, limit=limit))
 

@@ -14,11 +14,15 @@ from pydantic import BaseModel, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
+from .auth import Authenticator, Reader
 from .browser import add_browser_routes
+from .live import SnapshotFollower
 from .documents import viewer_url
 from .errors import KmError
 from .filters import make_filters
+from .security import SecurityMiddleware
 from .service import SearchService
+from .upload_routes import add_upload_routes
 from .settings import Settings, get_settings
 from .types import Expert, Hit, SearchFilters
 
@@ -185,15 +189,20 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(settings: Settings | None = None, service: SearchService | None = None) -> FastAPI:
     settings = settings or get_settings()
     service = service or SearchService(settings)
+    auth = Authenticator(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        auth.announce()
         try:
             await run_in_threadpool(service.load)
             log.info("serving index '%s' snapshot %s", service.index, service.retriever.snapshot.snapshot_id)
         except KmError as exc:  # serve anyway: /healthz and /search explain what is missing
             log.error("%s", exc)
+        follower = SnapshotFollower(service, settings.reload_interval_s).start()
         yield
+        follower.stop()
+        service.close()
 
     app = FastAPI(
         title="km-search",
@@ -203,6 +212,8 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
         responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
     )
     app.state.service = service
+    app.state.auth = auth  # read by the auth dependencies (auth.require_reader / require_admin)
+    app.add_middleware(SecurityMiddleware, settings=settings)
 
     @app.exception_handler(KmError)
     async def km_error(request: Request, exc: KmError) -> JSONResponse:
@@ -217,7 +228,9 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # WWW-Authenticate on 401, Retry-After on 429
+        return response
 
     @app.get("/healthz", response_model=HealthOut)
     def healthz() -> HealthOut:
@@ -227,18 +240,20 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
 
     @app.get("/search", response_model=SearchOut)
     def search(
+        principal: Reader,
         q: Annotated[str, Query(description="The question or keywords.", max_length=settings.max_query_chars)],
         k: Annotated[int, Query(ge=1, le=settings.max_k, description="How many passages to return.")] = 10,
         offset: Annotated[int, Query(ge=0, le=10_000, description="Skip this many passages (paging).")] = 0,
         mode: Annotated[Literal["hybrid", "dense", "lexical"], Query(description="Retrieval mode.")] = "hybrid",
         filters: Filters = SearchFilters(),
     ) -> SearchOut:
-        result = service.search(q, k=k, offset=offset, mode=mode, filters=filters)
+        result = service.search(q, k=k, offset=offset, mode=mode, filters=filters, principal=principal)
         return SearchOut(query=q, hits=[HitOut.of(h) for h in result.hits], k=k, offset=offset, took_ms=result.took_ms,
                          query_id=result.query_id)
 
     @app.get("/experts", response_model=ExpertsOut)
     def experts(
+        principal: Reader,
         q: Annotated[str, Query(description="The topic.", max_length=settings.max_query_chars)],
         k: Annotated[int, Query(ge=1, le=settings.max_k, description="How many people to return.")] = 5,
         filters: Filters = SearchFilters(),
@@ -246,18 +261,19 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
         """Who knows about the topic: people ranked by the relevant material they authored or changed,
         recent work counting more, each with the documents and passages that make them an expert."""
         started = time.perf_counter()
-        found = service.experts(q, k=k, filters=filters)
+        found = service.experts(q, k=k, filters=filters, principal=principal)
         took = round((time.perf_counter() - started) * 1000, 2)
         return ExpertsOut(query=q, took_ms=took, experts=[ExpertOut.of(e) for e in found])
 
     def records_route(doc_type: str, plural: str):
         def route(
+            principal: Reader,
             q: Annotated[str, Query(description="What the records should be about.", max_length=settings.max_query_chars)],
             k: Annotated[int, Query(ge=1, le=settings.max_k, description="How many records to return.")] = 10,
             filters: Filters = SearchFilters(),
-        ) -> dict:
+            ) -> dict:
             started = time.perf_counter()
-            hits = service.records(q, doc_type, k=k, filters=filters)
+            hits = service.records(q, doc_type, k=k, filters=filters, principal=principal)
             took = round((time.perf_counter() - started) * 1000, 2)
             return {"query": q, "took_ms": took, plural: [RecordOut.of(h) for h in hits]}
 
@@ -271,10 +287,12 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
                                                     lessons=(list[RecordOut], ...)))(records_route("lesson", "lessons"))
 
     @app.get("/stats", response_model=StatsOut)
-    def stats() -> StatsOut:
-        return StatsOut(**service.stats())
+    def stats(principal: Reader) -> StatsOut:
+        """What the index holds; `documents` and `chunks` count only what the caller may read."""
+        return StatsOut(**service.stats(principal))
 
     add_browser_routes(app, settings, service)
+    add_upload_routes(app, settings, service)
     from .answer_routes import add_answer_routes  # here: it imports this module's models
 
     add_answer_routes(app, settings, service)

@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from .auth import Reader
 from .documents import render
 from .service import SearchService
 from .settings import Settings
@@ -27,11 +28,13 @@ PAGE_HEADERS = {
     **_COMMON,
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",  # frame-ancestors for old browsers: no clickjacking from other sites
 }
 VIEWER_HEADERS = {
     **_COMMON,
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
-    "form-action 'none'",
+    "form-action 'none'; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
 }
 # An indexed HTML page is someone else's markup: sandboxed, it runs no script and has no origin of ours.
 ORIGINAL_HTML_HEADERS = {
@@ -46,7 +49,7 @@ def add_browser_routes(app: FastAPI, settings: Settings, service: SearchService)
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type"],
+            allow_headers=["Content-Type", "Authorization"],  # the widget's `api-key` travels as a Bearer token
             max_age=600,
         )
     app.mount("/static", StaticFiles(directory=WEB), name="static")
@@ -67,14 +70,15 @@ def add_browser_routes(app: FastAPI, settings: Settings, service: SearchService)
     @app.get("/documents/{doc_id}", response_class=Response, responses={
         200: {"description": "The original file (PDF, HTML) or an HTML text rendering (Markdown, Word, text).",
               "content": {"text/html": {}, "application/pdf": {}}},
-        404: {"description": "No such document in the published snapshot."},
+        404: {"description": "No such document in the published snapshot, or not one the caller may read."},
     })
     def document(
-        doc_id: Annotated[int, PathParam(ge=1, description="`doc_id` of a hit.")],
+        principal: Reader,
+        doc_id: Annotated[int, PathParam(ge=1, le=2**62, description="`doc_id` of a hit.")],
         download: Annotated[bool, Query(description="Send the original file as an attachment.")] = False,
     ) -> Response:
         """The source viewer: a hit's `url` (`/documents/{doc_id}#anchor` or `#page=N`) lands on its page or heading."""
-        doc = service.document(doc_id)
+        doc = service.document(doc_id, principal)  # 404 alike for unknown and unreadable documents
         if download:
             return FileResponse(doc.abs_path, filename=doc.abs_path.name, headers=_COMMON)
         if doc.media_type is not None:

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from .cli_answers import add_answer_commands
+from .cli_keys import add_key_commands
 from .cli_options import (
     AfterOpt, AuthorOpt, BeforeOpt, IndexOpt, JsonOpt, PathOpt, ProjectOpt, TagOpt, TypeOpt, fail as _fail,
 )
@@ -29,18 +30,24 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
     index: IndexOpt = None,
     as_json: JsonOpt = False,
+    full: Annotated[bool, typer.Option("--full", help="Re-process every file, not only the changed ones.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Stay running and ingest again whenever files change.")] = False,
 ) -> None:
-    """Parse, chunk and embed documents into a new snapshot of the index, then publish it.
+    """Bring the index up to date with PATHS: only new and changed files are parsed and embedded,
+    documents of deleted files are dropped, and a new snapshot is published when anything changed.
 
-    Exits 0 when a snapshot was published, even if some files failed (they are in the report).
+    Exits 0 when the index is up to date, even if some files failed (they are in the report).
     """
     from rich.console import Console
 
     from ingest.pipeline import ingest as run_ingest
 
     settings = _settings()
+    if watch:
+        _watch(paths, settings, index, as_json)
+        return
     try:
-        report = run_ingest(paths, settings, index=index, progress=not as_json and sys.stderr.isatty())
+        report = run_ingest(paths, settings, index=index, progress=not as_json and sys.stderr.isatty(), full=full)
     except NothingToPublish as exc:
         if as_json and exc.report is not None:
             typer.echo(json.dumps(exc.report.to_json(), indent=2))
@@ -52,13 +59,39 @@ def ingest(
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
         return
-    console = Console()
+    _print_report(Console(), report)
+
+
+def _print_report(console, report) -> None:
+    changes = (f"{report.added} added, {report.updated} updated, {report.removed} removed, "
+               f"{report.unchanged} unchanged, {len(report.failed)} failed; {report.embedded_chunks} passages embedded")
     console.print(
-        f"[bold green]published[/] index '{report.index}' snapshot {report.snapshot}: "
-        f"{report.documents} documents, {report.chunks} passages in {report.took_s:.1f} s"
-        + (f", {report.skipped} unsupported files skipped" if report.skipped else "")
+        f"[bold green]index '{report.index}'[/] snapshot {report.snapshot}: {report.documents} documents, "
+        f"{report.chunks} passages ({changes}) in {report.took_s:.1f} s"
+        + (f"; {report.skipped} unsupported files skipped" if report.skipped else "")
+        + (f"; full rebuild: {report.full_rebuild}" if report.full_rebuild else "")
     )
     _print_failures(console, report.failed)
+
+
+def _watch(paths: list[Path], settings: Settings, index: str | None, as_json: bool) -> None:
+    from rich.console import Console
+
+    from ingest.watch import watch
+
+    console = Console(stderr=True)
+
+    def show(result) -> None:
+        if isinstance(result, KmError):
+            console.print(f"[red]error:[/] {result}")
+        elif as_json:
+            typer.echo(json.dumps(result.to_json()), nl=True)
+            sys.stdout.flush()
+        else:
+            _print_report(console, result)
+
+    console.print(f"watching {', '.join(map(str, paths))} (Ctrl-C stops)")
+    watch(paths, settings, index, show)
 
 
 def _print_failures(console, failed: list[dict[str, str]]) -> None:
@@ -218,8 +251,15 @@ def serve(
 
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    app_ = create_app(settings, SearchService(settings, index))
-    uvicorn.run(app_, host=host or settings.host, port=port or settings.port, log_level="info")
+    from .auth import AuthConfigError
+
+    try:
+        app_ = create_app(settings, SearchService(settings, index))
+    except AuthConfigError as exc:
+        _fail(str(exc))
+    # proxy_headers off: the client address must be the real peer, which KM_TRUSTED_PROXIES and
+    # the rate limit judge; X-Forwarded-For from anyone would otherwise rewrite it.
+    uvicorn.run(app_, host=host or settings.host, port=port or settings.port, log_level="info", proxy_headers=False)
 
 
 @app.command()
@@ -254,7 +294,7 @@ def evaluate(
     from .evaluation import evaluate_end_to_end, evaluate_passages
 
     settings = _settings()
-    embedder = Embedder(settings.model, settings.embed_batch_size)
+    embedder = Embedder.from_settings(settings)
     kinds = [kind] if kind != "auto" else [
         k for k, marker in (("passages", "qrels.tsv"), ("e2e", "gold.jsonl")) if (set_dir / marker).exists()
     ]
@@ -284,7 +324,81 @@ def evaluate(
     Console().print(table)
 
 
+@app.command()
+def tune(
+    output: Annotated[Path, typer.Argument(help="Folder to write the adapted model to.")],
+    index: IndexOpt = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the mined pairs.")] = 1,
+    max_pairs: Annotated[Optional[int], typer.Option(min=8, help="Use at most this many pairs (default: all).")] = None,
+    batch_size: Annotated[int, typer.Option(min=4, help="Pairs per step; the other passages of a batch are the negatives.")] = 32,
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Adapt the embedding model to the index's own documents (opt-in): fine-tune it on (heading,
+    section) and (sentence, rest of passage) pairs mined from the index, and save it to OUTPUT.
+    Then use it with KM_MODEL=OUTPUT and `km ingest --full`. Takes minutes on a CPU."""
+    from rich.console import Console
+
+    from .embedding import resolve_model_path
+    from .store import Snapshot
+    from .tuning import fine_tune, index_rows, mine_pairs
+
+    settings = _settings()
+    name = index or settings.index
+    try:
+        snapshot = Snapshot.open(settings.index_path(name), name)
+        base = resolve_model_path(snapshot.manifest.get("model", {}).get("name") or settings.model)
+    except KmError as exc:
+        _fail(str(exc))
+    pairs = mine_pairs(index_rows(snapshot), max_pairs=max_pairs)
+    if len(pairs) < batch_size:
+        _fail(f"index '{name}' gives only {len(pairs)} training pairs, fewer than one batch of {batch_size}: "
+              "index more documents, or lower --batch-size")
+    console = Console(stderr=True)
+    console.print(f"fine-tuning {base.name} on {len(pairs)} pairs from index '{name}' ({epochs} epoch(s))")
+    with _TuneProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
+        info = fine_tune(base, pairs, output, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                         progress=progress)
+    if as_json:
+        typer.echo(json.dumps({**info, "output": str(output)}, indent=2))
+        return
+    Console().print(f"[bold green]saved[/] {output} ({info['steps']} steps, {info['took_s']} s, final loss "
+                    f"{info['final_loss']}). Use it: KM_MODEL={output} km ingest PATH --index {name} --full")
+
+
+class _TuneProgress:
+    """A rich progress bar over training steps, with the loss."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("[bold]tuning"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(),
+                             console=Console(stderr=True), transient=True)
+        self._bar.start()
+        self._task = None
+
+        def update(step: int, steps: int, loss: float) -> None:
+            if self._task is None:
+                self._task = self._bar.add_task("tune", total=steps, loss=loss)
+            self._bar.update(self._task, completed=step, loss=loss)
+
+        return update
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._bar.stop()
+        return False
+
+
 add_answer_commands(app)  # km ask, km gaps, km eval-answers (cli_answers.py)
+add_key_commands(app)  # km keys create|list|revoke (cli_keys.py)
 
 
 def main() -> None:

@@ -115,7 +115,7 @@ def eval_answers(
 
     logging.disable(logging.WARNING)
     settings = get_settings()
-    embedder = Embedder(settings.model, settings.embed_batch_size)
+    embedder = Embedder.from_settings(settings)
 
     def factory(tmp: Path) -> SearchService:
         if index:

@@ -6,17 +6,20 @@ them and rendered as a plain HTML page whose heading ids are the sections' ancho
 link the index hands out (`#anchor`) lands on its heading by construction.
 
 Files are found only as documents of the published snapshot, by id: no path is ever taken from a
-request. Access control (who may read which document) and a check that `abs_path` still lies inside
-an ingested root come with a later issue; until then anyone who can search can read every indexed file.
+request. A document the reader may not read (its groups, km_search/access.py) is answered exactly like
+an unknown id, so its existence does not leak; and a file is served only when its real path (symlinks
+resolved) lies inside the ingest root it was found under, so nothing outside the ingested folders can
+be reached through a crafted index entry or a symlink.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .errors import DocumentNotFound
 from .store import Snapshot, meta_from_row
@@ -48,23 +51,59 @@ class SourceDocument:
         return SERVED_AS_IS.get(self.format)
 
 
-def find_document(snapshot: Snapshot, doc_id: int) -> SourceDocument:
+def find_document(snapshot: Snapshot, doc_id: int, readable: Sequence[str] | None = None) -> SourceDocument:
+    """The document with this id, when `readable` (the reader's groups; None: all) may read it."""
     row = snapshot.document_row(doc_id)
-    if row is None:
+    if row is None or not may_read(row["groups"], readable):
         raise DocumentNotFound(
             f"no document {doc_id} in the published snapshot of index '{snapshot.manifest.get('name')}': "
             "document links hold for the snapshot that returned them; search again for a fresh link"
         )
-    abs_path = Path(row["abs_path"])
-    if not abs_path.is_file():
+    roots = [row["root"]] if row["root"] else list(snapshot.manifest.get("roots", []))
+    abs_path = confined_path(row["abs_path"], row["path"], roots)
+    if abs_path is None:
         raise DocumentNotFound(
-            f"'{row['path']}' is indexed but its file can no longer be read on the server: "
-            "re-ingest the index to drop or refresh it"
+            f"'{row['path']}' is indexed but its file can no longer be read on the server (gone, or not inside "
+            "the ingested folders): re-ingest the index to drop or refresh it"
         )
     return SourceDocument(
         id=row["id"], path=row["path"], abs_path=abs_path, format=row["format"], title=row["title"],
         meta=meta_from_row(row), content_hash=row["content_hash"],
     )
+
+
+def may_read(groups_json: str, readable: Sequence[str] | None) -> bool:
+    """Whether a reader with these groups (None: every group) may read a document with these groups."""
+    if readable is None:
+        return True
+    try:
+        groups = json.loads(groups_json)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(groups, list) and not set(readable).isdisjoint(groups)
+
+
+def confined_path(abs_path: str, rel_path: str, roots: Sequence[str]) -> Path | None:
+    """The real path of an indexed file when it is a file inside one of the ingest roots: no
+    absolute or '..' relative path, and no symlink (of the file or a folder) leading out of the
+    root. None otherwise: nothing outside the ingested folders is ever served."""
+    rel = PurePosixPath(rel_path)
+    if rel.is_absolute() or ".." in rel.parts or "\x00" in abs_path:
+        return None
+    try:
+        real = Path(abs_path).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not real.is_file():
+        return None
+    for root in roots:
+        try:
+            base = Path(root).resolve(strict=True)
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if real == base or base in real.parents:
+            return real
+    return None
 
 
 def viewer_url(doc_id: int | None, source: str) -> str | None:

@@ -1,6 +1,8 @@
 """Search filters: checked once at the edge (`make_filters`), turned into SQL over the documents table
 (`filter_sql`). Retrieval restricts both retrievers to the chunks of the matching documents before
-taking its top candidates, so a filtered query returns k passages whenever k exist."""
+taking its top candidates, so a filtered query returns k passages whenever k exist. The same SQL
+carries access control: `SearchFilters.groups`, set by the service from the reader's Principal
+(km_search/access.py), never from request parameters."""
 
 from __future__ import annotations
 
@@ -104,4 +106,17 @@ def filter_sql(filters: SearchFilters) -> tuple[str, list]:
     if filters.modified_before:
         parts.append(f"{DOC_DATE} <= ?")
         params.append(filters.modified_before)
+    if filters.groups is not None:
+        where, values = groups_sql(filters.groups)
+        parts.append(where)
+        params.extend(values)
     return (" AND ".join(parts) or "1"), params
+
+
+def groups_sql(groups: tuple[str, ...]) -> tuple[str, list]:
+    """Access control: documents `d` readable by someone in these groups, i.e. sharing one with the
+    document's `groups` (a JSON list; 'public' is in every reader's groups). No groups: nothing."""
+    if not groups:
+        return "0", []
+    marks = ",".join("?" * len(groups))
+    return f"EXISTS (SELECT 1 FROM json_each(d.groups) g WHERE g.value IN ({marks}))", list(groups)

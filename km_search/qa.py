@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .answer import AnswerParams, extract_answer, passage_evidence, rarity_weights, supporting_span
+from .filters import groups_sql
 from .gaps import distinct_questions, find_gaps
 from .lexical import query_terms
 from .llm import ChatClient, LLMError, build_messages, cited_answer
@@ -80,13 +81,20 @@ class QuestionAnswering:
         service._check_k(k)
         retriever = service.retriever
         hits = retriever.search(query, k=k, mode=mode, filters=filters).hits  # type: ignore[arg-type]
-        return query, hits, self._weights(query)
+        return query, hits, self._weights(query, filters.groups if filters else None)
 
-    def _weights(self, query: str) -> dict[str, float]:
+    def _weights(self, query: str, readable: tuple[str, ...] | None = None) -> dict[str, float]:
+        """Rarity of the query's words; with `readable` (the reader's groups) counted among the
+        passages those groups may read only, so confidence reveals nothing of the others."""
         snapshot = self.service.retriever.snapshot
         terms = query_terms(query)
-        total = int(snapshot.manifest.get("counts", {}).get("chunks", 0))
-        return rarity_weights(terms, document_frequencies(snapshot.db, terms), total)
+        if readable is None:
+            total = int(snapshot.manifest.get("counts", {}).get("chunks", 0))
+            return rarity_weights(terms, document_frequencies(snapshot.db, terms), total)
+        where, params = groups_sql(readable)
+        within = (f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params)
+        (total,) = snapshot.db.execute(f"SELECT COUNT(*) FROM ({within[0]})", params).fetchone()
+        return rarity_weights(terms, document_frequencies(snapshot.db, terms, within), int(total))
 
     def _extract(self, query: str, hits: Sequence[Hit], weights: dict[str, float]) -> Answer:
         params = AnswerParams(self.settings.answer_threshold, self.settings.answer_passages,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -40,18 +41,36 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self.reranker = reranker
+        self._readable_chunks: dict[tuple[str, ...], np.ndarray] = {}  # access restriction -> chunk ids
+
+    def allowed(self, filters: SearchFilters | None) -> np.ndarray | None:
+        """The chunk ids the filters and access restriction let through; None: all. A restriction by
+        groups alone (every request of a reader) is cached for the snapshot's life: it is the same
+        for every query of everyone in those groups."""
+        if not filters:
+            return None
+        if filters.groups is None or replace(filters, groups=None):
+            return self.snapshot.allowed_chunks(filters)
+        cached = self._readable_chunks.get(filters.groups)
+        if cached is None:
+            cached = self.snapshot.allowed_chunks(filters)
+            if len(self._readable_chunks) < 256:
+                self._readable_chunks[filters.groups] = cached
+        return cached
 
     def rank(
         self, query: str, depth: int, mode: Mode = "hybrid", filters: SearchFilters | None = None
     ) -> list[tuple[int, float, float | None, float | None]]:
         """(chunk id, fused score, dense score, lexical score), best first, at most `depth` long.
 
-        Filters restrict both retrievers to the allowed chunks before their top candidates are
-        taken, so filtering never empties a page that the matching documents could fill.
+        Filters, and the reader's access restriction they carry (`filters.groups`), restrict both
+        retrievers to the allowed chunks before their top candidates are taken, so filtering never
+        empties a page that the matching documents could fill, and no result, count or page ever
+        reflects a document the reader may not see.
         """
         settings = self.settings
         n = max(depth, settings.candidates)
-        allowed = self.snapshot.allowed_chunks(filters) if filters else None
+        allowed = self.allowed(filters)
         if allowed is not None and not len(allowed):
             return []
         within = filtered_chunks_sql(filters)

@@ -6,17 +6,19 @@ import datetime as dt
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator, Mapping
 
-from .documents import SourceDocument, find_document
+from .access import LOCAL, Principal, restrict
+from .documents import SourceDocument, find_document, may_read
 from .embedding import Embedder
-from .errors import BadQuery, IndexMismatch
+from .errors import BadQuery, DocumentNotFound, IndexMismatch
+from .filters import groups_sql
 from .experts import experts_from_ranking
 from .rerank import Reranker
 from .qa import QuestionAnswering
 from .retrieval import Mode, Retriever
 from .settings import Settings
-from .store import Snapshot, current_snapshot_path
+from .store import Snapshot, current_snapshot_path, hold_snapshots, release_snapshots
 from .types import AskResult, Expert, GapReport, Hit, SearchFilters, SearchResult
 
 
@@ -25,7 +27,7 @@ class SearchService:
         self.settings = settings
         self.index = index or settings.index
         self.index_path: Path = settings.index_path(self.index)
-        self.embedder = embedder or Embedder(settings.model, settings.embed_batch_size)
+        self.embedder = embedder or Embedder.from_settings(settings, self.index)
         self.reranker = Reranker(settings.reranker) if settings.reranker else None
         self._lock = threading.Lock()
         self._retriever: Retriever | None = None
@@ -38,11 +40,12 @@ class SearchService:
         self.embedder.encode(["warm up"])
         with self._lock:
             old, self._retriever = self._retriever, Retriever(snapshot, self.embedder, self.settings, self.reranker)
-        if old is not None:
-            old.snapshot.close()
+            # Requests that took the old snapshot may still read it: garbage collection keeps both.
+            hold_snapshots(self.index_path, [snapshot.snapshot_id] + ([old.snapshot.snapshot_id] if old else []))
         return self
 
     def _check_model(self, snapshot: Snapshot) -> None:
+        self.embedder.match_index(snapshot.manifest.get("model", {}))  # queries as the passages were embedded
         built_with = snapshot.manifest.get("model", {}).get("name")
         if built_with and built_with != self.embedder.model_name:
             raise IndexMismatch(
@@ -60,45 +63,61 @@ class SearchService:
         return retriever
 
     def reload_if_changed(self) -> bool:
-        """Swap in a newer published snapshot; readers of the old one finish undisturbed."""
+        """Swap in a newer published snapshot; requests already running finish on the old one, which
+        is released (closed and left to garbage collection) once no request holds it."""
         current = current_snapshot_path(self.index_path)
         if current is None or (self._retriever and self._retriever.snapshot.path == current):
             return False
         self.load()
         return True
 
+    def close(self) -> None:
+        """Let garbage collection have this process's snapshots (at server shutdown)."""
+        release_snapshots(self.index_path)
+
     def search(
-        self, query: str, k: int = 10, offset: int = 0, mode: Mode = "hybrid", filters: SearchFilters | None = None
+        self, query: str, k: int = 10, offset: int = 0, mode: Mode = "hybrid", filters: SearchFilters | None = None,
+        principal: Principal = LOCAL,
     ) -> SearchResult:
-        """Ranked passages; `filters` (type, project, author, tag, path, dates) apply before top-k."""
+        """Ranked passages; `filters` (type, project, author, tag, path, dates) and the principal's
+        access restriction apply before top-k. Every method taking a principal restricts this way;
+        the default, LOCAL, is the command line's user, who reads everything."""
         query = self.validate_query(query)
         self._check_k(k)
         if offset < 0:
             raise BadQuery(f"offset must be 0 or more, got {offset}")
+        filters = restrict(filters, principal)
         return self.qa.log_search(query, mode, self.retriever.search(query, k=k, offset=offset, mode=mode, filters=filters))
 
     def _check_k(self, k: int) -> None:
         if not 1 <= k <= self.settings.max_k:
             raise BadQuery(f"k must be between 1 and {self.settings.max_k}, got {k}")
 
-    def experts(self, query: str, k: int = 5, filters: SearchFilters | None = None) -> list[Expert]:
-        """People who authored or changed the most relevant material on the query (docs/experts.md)."""
+    def experts(
+        self, query: str, k: int = 5, filters: SearchFilters | None = None, principal: Principal = LOCAL
+    ) -> list[Expert]:
+        """People who authored or changed the most relevant material on the query (docs/experts.md),
+        from the documents the principal may read only: evidence, names and counts alike."""
         query = self.validate_query(query)
         self._check_k(k)
         retriever = self.retriever
+        filters = restrict(filters, principal)
         ranked = retriever.rank(query, self.settings.expert_passages, "hybrid", filters)
         return experts_from_ranking(
             retriever.snapshot, [(cid, score) for cid, score, *_ in ranked], dt.date.today(),
-            self.settings.expert_half_life_days, k,
+            self.settings.expert_half_life_days, k, readable=filters.groups,
         )
 
-    def records(self, query: str, doc_type: str, k: int = 10, filters: SearchFilters | None = None) -> list[Hit]:
+    def records(
+        self, query: str, doc_type: str, k: int = 10, filters: SearchFilters | None = None,
+        principal: Principal = LOCAL,
+    ) -> list[Hit]:
         """The k documents of one type (decision, lesson, ...) that best match the query, each as its
         best passage: GET /decisions and /lessons. Other filters still apply."""
         query = self.validate_query(query)
         self._check_k(k)
         retriever = self.retriever
-        filters = replace(filters or SearchFilters(), types=(doc_type,))
+        filters = replace(restrict(filters, principal), types=(doc_type,))
         ranked = retriever.rank(query, max(10 * k, self.settings.candidates), "hybrid", filters)
         rows = retriever.snapshot.chunk_rows(cid for cid, *_ in ranked)
         best: dict[int, tuple] = {}
@@ -116,15 +135,20 @@ class SearchService:
             raise BadQuery(f"the query is {len(query)} characters long; the limit is {self.settings.max_query_chars}")
         return query
 
-    def ask(self, query: str, k: int = 5, mode: Mode = "hybrid", filters: SearchFilters | None = None) -> AskResult:
-        """A direct answer quoted from the top passages with citations, or an abstention (docs/answers.md)."""
-        return self.qa.ask(query, k=k, mode=mode, filters=filters)
+    def ask(
+        self, query: str, k: int = 5, mode: Mode = "hybrid", filters: SearchFilters | None = None,
+        principal: Principal = LOCAL,
+    ) -> AskResult:
+        """A direct answer quoted from the top passages with citations, or an abstention (docs/answers.md).
+        Only passages the principal may read are retrieved, quoted or shown to a language model."""
+        return self.qa.ask(query, k=k, mode=mode, filters=restrict(filters, principal))
 
     def ask_stream(
-        self, query: str, k: int = 5, mode: Mode = "hybrid", filters: SearchFilters | None = None
+        self, query: str, k: int = 5, mode: Mode = "hybrid", filters: SearchFilters | None = None,
+        principal: Principal = LOCAL,
     ) -> Iterator[tuple[str, object]]:
         """ask() as events: hits, the language model's text as it comes, then the checked answer."""
-        return self.qa.ask_stream(query, k=k, mode=mode, filters=filters)
+        return self.qa.ask_stream(query, k=k, mode=mode, filters=restrict(filters, principal))
 
     def feedback(
         self, query_id: str, helpful: bool, target: str = "answer", source: str | None = None,
@@ -137,9 +161,40 @@ class SearchService:
         """Knowledge gaps: weak logged questions grouped into topics."""
         return self.qa.gaps(days=days, limit=limit)
 
-    def stats(self) -> dict[str, Any]:
-        return self.retriever.snapshot.describe()
+    def stats(self, principal: Principal = LOCAL) -> dict[str, Any]:
+        """What the snapshot holds; documents and passages counted among those the principal may read."""
+        snapshot = self.retriever.snapshot
+        described = snapshot.describe()
+        readable = principal.readable_groups()
+        if readable is not None:
+            where, params = groups_sql(readable)
+            documents, chunks = snapshot.db.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(d.chunk_count), 0) FROM documents d WHERE {where}", params
+            ).fetchone()
+            described.update(documents=documents, chunks=chunks)
+        return described
 
-    def document(self, doc_id: int) -> SourceDocument:
-        """A document of the published snapshot, for the source viewer: found by id, never by a path."""
-        return find_document(self.retriever.snapshot, doc_id)
+    def document(self, doc_id: int, principal: Principal = LOCAL) -> SourceDocument:
+        """A document of the published snapshot, for the source viewer: found by id, never by a path,
+        and only when the principal may read it (otherwise it is as absent as an unknown id)."""
+        return find_document(self.retriever.snapshot, doc_id, principal.readable_groups())
+
+    def add_document(self, filename: str, data: BinaryIO, meta: Mapping[str, object] | None = None) -> tuple[int, Any]:
+        """Index an uploaded file (POST /documents) and serve the result at once: (document id, report)."""
+        from ingest.uploads import add_upload
+
+        report, path = add_upload(self.settings, self.index, self.embedder, filename, data, meta)
+        self.reload_if_changed()
+        row = self.retriever.snapshot.db.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
+        return row["id"], report
+
+    def delete_document(self, doc_id: int, principal: Principal = LOCAL) -> Any:
+        """Remove a document from the index (DELETE /documents/{id}) and serve the result at once."""
+        from ingest.uploads import delete_document
+
+        row = self.retriever.snapshot.document_row(doc_id)
+        if row is None or not may_read(row["groups"], principal.readable_groups()):
+            raise DocumentNotFound(f"no document {doc_id} in index '{self.index}'")
+        report = delete_document(self.settings, self.index, self.embedder, row["path"])
+        self.reload_if_changed()
+        return report

@@ -22,6 +22,23 @@ class Settings(BaseSettings):
         "sentence-transformers model folder.",
     )
     embed_batch_size: int = Field(32, ge=1, description="Passages per embedding batch.")
+    embed_backend: Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"] = Field(
+        "openvino-int8",
+        description="How passages and queries are embedded: torch (sentence-transformers), onnx, onnx-int8, "
+        "openvino or openvino-int8 (exported locally from the model, cached in <index>/models; chosen by "
+        "measurement, docs/performance.md). An index's queries use the backend it was built with.",
+    )
+    embed_threads: int | None = Field(
+        None, ge=1, description="CPU threads one embedding call uses; unset: all cores."
+    )
+    ann_exact_rows: int = Field(
+        50_000, ge=0,
+        description="Shards up to this many passages get an exact flat index; larger ones an IVF index with "
+        "8-bit codes whose candidates are rescored exactly (docs/performance.md).",
+    )
+    ann_nprobe: int = Field(
+        0, ge=0, description="IVF lists searched per query; 0 picks the measured default for the shard size."
+    )
     chunk_words: int = Field(300, ge=20, description="Target passage size in words.")
     chunk_overlap: int = Field(60, ge=0, description="Words repeated between consecutive passages.")
     pack_sections: bool = Field(False, description="Join runs of short sibling sections into one passage.")
@@ -38,7 +55,22 @@ class Settings(BaseSettings):
     max_k: int = Field(100, ge=1, description="Largest k a query may ask for.")
     max_query_chars: int = Field(1000, ge=1, description="Longest query accepted.")
     max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are skipped at ingest.")
-    keep_snapshots: int = Field(3, ge=1, description="Published snapshots kept per index.")
+    max_pages: int = Field(2000, ge=1, description="PDFs with more pages than this are reported as failed, not parsed.")
+    parse_workers: int | None = Field(
+        None, ge=0, description="Processes that parse files at ingest; unset: one per CPU core but one; 0 parses in-process."
+    )
+    parse_timeout_s: float = Field(
+        120.0, gt=0, description="Seconds one file may take to parse; past it its worker is killed and the file fails."
+    )
+    parse_memory_mb: int = Field(
+        2048, ge=0, description="Address-space cap of each parse worker in MB (RLIMIT_AS); 0 = no cap."
+    )
+    keep_snapshots: int = Field(
+        3, ge=1, description="Published snapshots kept per index (besides any a running server still reads)."
+    )
+    reload_interval_s: float = Field(
+        2.0, ge=0, description="How often `km serve` checks for a newly published snapshot and swaps it in; 0: never."
+    )
     git_authors: bool = Field(
         True, description="Read commit authors of files inside a git working tree at ingest (one `git log` per repository)."
     )
@@ -81,6 +113,62 @@ class Settings(BaseSettings):
         "comma-separated, e.g. 'https://intranet.example,https://wiki.example'. Empty: none; other origins "
         "get no CORS headers, so browsers refuse them.",
     )
+    auth: Literal["keys", "header", "none"] = Field(
+        "keys", description="How callers are identified: 'keys' (API keys, `Authorization: Bearer KEY`, created with "
+        "`km keys create`), 'header' (user and groups from headers set by a trusted SSO reverse proxy) or 'none' "
+        "(one local user who sees everything; `make run` uses it, never expose it on a network).",
+    )
+    keys_file: Path | None = Field(
+        None, description="SQLite file of the API keys (only their hashes); unset: <KM_INDEX_DIR>/keys.sqlite."
+    )
+    auth_user_header: str = Field("X-Forwarded-User", min_length=1,
+                                  description="KM_AUTH=header: the header carrying the user's name.")
+    auth_groups_header: str = Field("X-Forwarded-Groups", min_length=1,
+                                    description="KM_AUTH=header: the header carrying the user's groups, comma-separated.")
+    auth_admin_groups: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="KM_AUTH=header: users in any of these groups (comma-separated) are admins; the others readers.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="KM_AUTH=header: addresses or CIDR networks of the reverse proxies whose user headers are "
+        "believed, comma-separated (e.g. '10.0.0.5,10.1.0.0/16'); requests from anywhere else are refused.",
+    )
+    rate_limit: int = Field(
+        600, ge=0, description="Requests per minute per API key, user or client address (token bucket, bursts up to "
+        "the same number); 0 turns the limit off. Past it: 429 with Retry-After.",
+    )
+    max_body_kb: int = Field(
+        64, ge=1, description="Largest request body in KiB (feedback, JSON); uploads are bounded by KM_MAX_FILE_MB instead."
+    )
+
+    @field_validator("auth_admin_groups", mode="before")
+    @classmethod
+    def _split_groups(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [g.strip().lower() for g in value.split(",") if g.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _check_proxies(cls, value: object) -> object:
+        """'10.0.0.5, 10.1.0.0/16' -> a list; each entry must be an IP address or network."""
+        import ipaddress
+
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        for item in items:
+            try:
+                ipaddress.ip_network(str(item).strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"KM_TRUSTED_PROXIES entry {item!r} is not an IP address or network: write e.g. 10.0.0.5 or 10.0.0.0/24"
+                ) from None
+        return [str(i).strip() for i in items]
+
+    def keys_path(self) -> Path:
+        return self.keys_file or self.index_dir / "keys.sqlite"
 
     @field_validator("cors_origins", mode="before")
     @classmethod

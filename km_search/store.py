@@ -4,11 +4,19 @@
         CURRENT                       name of the published snapshot (replaced atomically)
         snapshots/<id>/manifest.json  model, dimension, chunking, counts, shards
         snapshots/<id>/chunks.sqlite  documents, chunks and the FTS5 lexical index (WAL)
-        snapshots/<id>/shard-0000.faiss  dense vectors; FAISS ids are chunk ids
+        snapshots/<id>/shard-0000.faiss        the dense index of a shard (ann.py); FAISS ids are chunk ids
+        snapshots/<id>/shard-0000.ids.npy      its chunk ids, ascending
+        snapshots/<id>/shard-0000.vectors.npy  their vectors (float32), memory-mapped when read
+        .ingest.lock                  held by the one ingest that may write this index at a time
+        .readers/<pid>                the snapshots a serving process still reads (kept by GC)
 
-Format 2 added the people table (declared authors and git contributors, for the author filter
-and expert finding) and the filter indexes; a format-1 snapshot is refused with a message to rebuild
-it (`km ingest`), which is always safe: snapshots are derived from the documents.
+A new snapshot can start from the published one (`SnapshotWriter(base=...)`): its database is copied,
+changed documents are replaced in place (keeping their ids, so links stay valid), and shards without
+removed rows are hard-linked, not rewritten, so an update costs what changed.
+
+Format 3 added the documents' groups (access control), ingest root, modification time and metadata
+fingerprint (incremental ingest) and the raw vectors beside each shard; older snapshots are refused
+with a message to rebuild (`km ingest`), which is always safe: snapshots are derived from the documents.
 
 A crash before `publish()` leaves only an unfinished folder that the next run deletes; the
 snapshot named in CURRENT keeps serving. A snapshot is a set of shards behind one manifest so that
@@ -17,6 +25,7 @@ ingestion workers can each write shards and serving can spread them over machine
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -26,16 +35,17 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import IndexMismatch, IndexNotFound
+from . import ann
+from .errors import IndexMismatch, IndexNotFound, KmError
 from .filters import filter_sql
 from .people import fold, is_bot, normalize_email, parse_person, person_key
 from .types import Chunk, Document, DocumentMeta, SearchFilters
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 DATABASE = "chunks.sqlite"
 CURRENT = "CURRENT"
@@ -43,7 +53,7 @@ _UNFINISHED = ".unfinished-"
 
 SCHEMA = """
 CREATE TABLE documents (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a link to a deleted document cannot land elsewhere
     path TEXT NOT NULL UNIQUE,
     abs_path TEXT NOT NULL,
     format TEXT NOT NULL,
@@ -58,10 +68,14 @@ CREATE TABLE documents (
     extra TEXT NOT NULL,
     content_hash TEXT NOT NULL,
     size INTEGER NOT NULL,
-    chunk_count INTEGER NOT NULL
+    chunk_count INTEGER NOT NULL,
+    groups TEXT NOT NULL,      -- JSON list of the groups that may read it; ["public"]: everyone
+    root TEXT NOT NULL,        -- the ingest root it was found under
+    mtime_ns INTEGER,          -- with size: the cheap "unchanged?" test before hashing
+    meta_hash TEXT NOT NULL    -- fingerprint of inherited metadata (sidecars, git history)
 );
 CREATE TABLE chunks (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     doc_id INTEGER NOT NULL REFERENCES documents(id),
     ordinal INTEGER NOT NULL,
     text TEXT NOT NULL,
@@ -94,11 +108,14 @@ CREATE VIRTUAL TABLE chunks_fts USING fts5(
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """Where a parsed document came from on disk."""
+    """Where a parsed document came from on disk, and what tells a later run whether it changed."""
 
     abs_path: str
     content_hash: str
     size: int
+    mtime_ns: int | None = None
+    root: str = ""
+    meta_hash: str = ""
 
 
 def utc_now() -> str:
@@ -188,9 +205,15 @@ def meta_from_row(row: sqlite3.Row) -> DocumentMeta:
 
 
 class SnapshotWriter:
-    """Accumulates documents, chunks and their vectors into an unpublished snapshot folder."""
+    """Accumulates documents, chunks and their vectors into an unpublished snapshot folder.
 
-    def __init__(self, index_path: Path, manifest: dict[str, Any], shard_rows: int = 500_000):
+    With `base` (a published snapshot folder) it starts as a copy of that snapshot: `add` replaces a
+    document of the same path in place, `remove` drops one, and everything else is carried over
+    without re-embedding. Hold `index_lock` while writing.
+    """
+
+    def __init__(self, index_path: Path, manifest: dict[str, Any], shard_rows: int = 500_000,
+                 base: Path | None = None, index_options: Callable[[int], dict[str, Any]] | None = None):
         self.index_path = index_path
         self.snapshot_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
         self.snapshots = index_path / "snapshots"
@@ -200,64 +223,109 @@ class SnapshotWriter:
         self.folder.mkdir()
         self.manifest = dict(manifest)
         self.shard_rows = shard_rows
+        self.base = base
+        self.index_options = index_options or (lambda rows: {"kind": "flat"})  # ann.options for a shard size
         self.db = sqlite3.connect(self.folder / DATABASE)
+        if base is None:
+            self.db.executescript(SCHEMA)
+        else:
+            source = sqlite3.connect(f"file:{base / DATABASE}?mode=ro", uri=True)
+            try:
+                source.backup(self.db)
+            finally:
+                source.close()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
         self._pending_ids: list[np.ndarray] = []
         self._pending_vectors: list[np.ndarray] = []
-        self._pending_count = 0
+        self._removed: set[int] = set()  # chunk ids of the base whose vectors are not carried over
         self.shards: list[dict[str, Any]] = []
-        self.documents = 0
-        self.chunks = 0
         self.dimension: int | None = None
 
     def _remove_unfinished(self) -> None:
         for leftover in self.snapshots.glob(f"{_UNFINISHED}*"):
             shutil.rmtree(leftover, ignore_errors=True)
 
+    @property
+    def documents(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+
+    @property
+    def chunks(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def _drop_chunks(self, doc_id: int) -> None:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        self._removed.update(ids)
+        self.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
+        self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        self.db.execute("DELETE FROM people WHERE doc_id = ?", (doc_id,))
+
+    def remove(self, path: str) -> bool:
+        """Drop the document at `path` with its chunks; False when there is none."""
+        row = self.db.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return False
+        self._drop_chunks(row[0])
+        self.db.execute("DELETE FROM documents WHERE id = ?", (row[0],))
+        return True
+
+    def touch(self, path: str, source: SourceInfo) -> None:
+        """Record a new modification time for an unchanged document, so the next run need not hash it."""
+        self.db.execute("UPDATE documents SET mtime_ns = ? WHERE path = ?", (source.mtime_ns, path))
+
     def add(self, doc: Document, source: SourceInfo, chunks: Sequence[Chunk], vectors: np.ndarray) -> list[int]:
-        """Store one document with its chunks and their vectors; returns the new chunk ids."""
+        """Store one document with its chunks and their vectors, replacing an earlier version of the
+        same path (which keeps its document id); returns the new chunk ids."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{doc.path}: {len(chunks)} chunks but {len(vectors)} vectors")
-        cur = self.db.execute(
-            "INSERT INTO documents (path, abs_path, format, title, authors, created, modified, project,"
-            " doc_type, tags, status, extra, content_hash, size, chunk_count)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (doc.path, source.abs_path, doc.format, doc.title, *_meta_row(doc.meta),
-             source.content_hash, source.size, len(chunks)),
-        )
-        doc_id = cur.lastrowid
+        values = (doc.path, source.abs_path, doc.format, doc.title, *_meta_row(doc.meta),
+                  source.content_hash, source.size, len(chunks), json.dumps(list(doc.meta.groups)),
+                  source.root, source.mtime_ns, source.meta_hash)
+        old = self.db.execute("SELECT id FROM documents WHERE path = ?", (doc.path,)).fetchone()
+        if old is None:
+            doc_id = self.db.execute(
+                "INSERT INTO documents (path, abs_path, format, title, authors, created, modified, project,"
+                " doc_type, tags, status, extra, content_hash, size, chunk_count, groups, root, mtime_ns, meta_hash)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values,
+            ).lastrowid
+        else:
+            doc_id = old[0]
+            self._drop_chunks(doc_id)
+            self.db.execute(
+                "UPDATE documents SET path=?, abs_path=?, format=?, title=?, authors=?, created=?, modified=?,"
+                " project=?, doc_type=?, tags=?, status=?, extra=?, content_hash=?, size=?, chunk_count=?,"
+                " groups=?, root=?, mtime_ns=?, meta_hash=? WHERE id = ?", (*values, doc_id),
+            )
         self.db.executemany("INSERT INTO people VALUES (?,?,?,?,?,?,?,?)", people_rows(doc_id, doc.meta))
         ids = []
         for chunk in chunks:
-            cur = self.db.execute(
+            chunk_id = self.db.execute(
                 "INSERT INTO chunks (doc_id, ordinal, text, source, heading_path, page, anchor)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (doc_id, chunk.ordinal, chunk.text, chunk.source, json.dumps(list(chunk.heading_path)),
                  chunk.page, chunk.anchor),
-            )
-            chunk_id = cur.lastrowid
+            ).lastrowid
             ids.append(chunk_id)
             heading = " ".join([chunk.title, *chunk.heading_path])
             self.db.execute(
                 "INSERT INTO chunks_fts (rowid, heading, body) VALUES (?,?,?)", (chunk_id, heading, chunk.text)
             )
-        self.documents += 1
-        self.chunks += len(chunks)
         if len(chunks):
             self.dimension = int(vectors.shape[1])
             self._pending_ids.append(np.asarray(ids, dtype=np.int64))
             self._pending_vectors.append(np.asarray(vectors, dtype=np.float32))
-            self._pending_count += len(chunks)
-            if self._pending_count >= self.shard_rows:
-                self._flush_shard()
         return ids
 
     def records_of_type(self, doc_type: str) -> list[tuple[int, str, str, str | None, dict[str, str]]]:
-        """(id, title, path, status, extra) of the documents of one type added so far."""
+        """(id, title, path, status, extra) of the documents of one type in the snapshot."""
         rows = self.db.execute("SELECT id, title, path, status, extra FROM documents WHERE doc_type = ?", (doc_type,))
         return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def groups_of_type(self, doc_type: str) -> dict[int, list[str]]:
+        """Who may read each document of one type: doc id -> groups."""
+        rows = self.db.execute("SELECT id, groups FROM documents WHERE doc_type = ?", (doc_type,))
+        return {r[0]: json.loads(r[1]) for r in rows}
 
     def mark_superseded(self, doc_id: int, by: str) -> None:
         """A decision that a later one supersedes: status Superseded, extra['superseded_by'] set."""
@@ -267,24 +335,61 @@ class SnapshotWriter:
         self.db.execute("UPDATE documents SET status = 'Superseded', extra = ? WHERE id = ?",
                         (json.dumps(extra, sort_keys=True), doc_id))
 
-    def _flush_shard(self) -> None:
-        if not self._pending_count:
-            return
-        import faiss
+    def _write_shard(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        stem = f"shard-{len(self.shards):04d}"
+        options = self.index_options(len(ids))
+        index = ann.build_index(vectors, ids, options)
+        np.save(self.folder / f"{stem}.ids.npy", index.ids)
+        np.save(self.folder / f"{stem}.vectors.npy", index.vectors)
+        ann.write_index(index, self.folder / f"{stem}.faiss")
+        self.shards.append({"file": f"{stem}.faiss", "ids": f"{stem}.ids.npy", "vectors": f"{stem}.vectors.npy",
+                            "rows": int(len(ids)), "min_id": int(ids.min()), "max_id": int(ids.max()), "ann": options})
 
-        ids = np.concatenate(self._pending_ids)
-        vectors = np.concatenate(self._pending_vectors)
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
-        index.add_with_ids(vectors, ids)
-        name = f"shard-{len(self.shards):04d}.faiss"
-        faiss.write_index(index, str(self.folder / name))
-        self.shards.append({"file": name, "rows": int(len(ids)), "min_id": int(ids.min()), "max_id": int(ids.max())})
-        self._pending_ids, self._pending_vectors, self._pending_count = [], [], 0
+    def _link_shard(self, shard: dict[str, Any]) -> None:
+        stem = f"shard-{len(self.shards):04d}"
+        names = {"file": f"{stem}.faiss", "ids": f"{stem}.ids.npy", "vectors": f"{stem}.vectors.npy"}
+        for key, name in names.items():
+            os.link(self.base / shard[key], self.folder / name)  # same file system: no copy
+        self.shards.append({**shard, **names})
+
+    def _build_shards(self) -> None:
+        """Carry the base's shards over (linked when untouched, rewritten without removed rows), then
+        put the new rows in the last shard while it has room, else in new shards."""
+        carried: list[tuple[np.ndarray, np.ndarray] | dict[str, Any]] = []
+        if self.base is not None:
+            base_manifest = json.loads((self.base / MANIFEST).read_text(encoding="utf-8"))
+            for shard in base_manifest.get("shards", []):
+                ids = np.load(self.base / shard["ids"])
+                keep = ~np.isin(ids, np.fromiter(self._removed, dtype=np.int64, count=len(self._removed)))
+                if keep.all():
+                    carried.append(shard)
+                elif keep.any():
+                    vectors = np.load(self.base / shard["vectors"], mmap_mode="r")
+                    carried.append((ids[keep], np.asarray(vectors[keep])))
+            self.dimension = self.dimension or base_manifest.get("model", {}).get("dimension")
+        new_ids = np.concatenate(self._pending_ids) if self._pending_ids else np.empty(0, np.int64)
+        new_vectors = np.concatenate(self._pending_vectors) if self._pending_vectors else None
+        if len(new_ids) and carried:
+            last = carried[-1]
+            last_rows = last["rows"] if isinstance(last, dict) else len(last[0])
+            if last_rows + len(new_ids) <= self.shard_rows:
+                if isinstance(last, dict):
+                    last = (np.load(self.base / last["ids"]), np.load(self.base / last["vectors"]))
+                carried[-1] = (np.concatenate([last[0], new_ids]), np.concatenate([last[1], new_vectors]))
+                new_ids = new_ids[:0]
+        for start in range(0, len(new_ids), self.shard_rows):
+            carried.append((new_ids[start : start + self.shard_rows], new_vectors[start : start + self.shard_rows]))
+        for item in carried:
+            if isinstance(item, dict):
+                self._link_shard(item)
+            else:
+                self._write_shard(*item)
 
     def publish(self, keep: int = 3) -> Path:
         """Finish the snapshot, then point CURRENT at it in one atomic rename."""
-        self._flush_shard()
+        self._build_shards()
         merge_name_only_people(self.db)
+        counts = {"documents": self.documents, "chunks": self.chunks}
         self.db.commit()
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
@@ -292,7 +397,7 @@ class SnapshotWriter:
             format_version=FORMAT_VERSION,
             snapshot=self.snapshot_id,
             created=utc_now(),
-            counts={"documents": self.documents, "chunks": self.chunks},
+            counts=counts,
             shards=self.shards,
         )
         if self.dimension is not None:
@@ -313,6 +418,63 @@ class SnapshotWriter:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class index_lock:
+    """Held by whoever writes a snapshot of this index, so two ingests never interleave.
+
+    An flock: the kernel releases it when the holder dies, even by SIGKILL, so a crash never
+    leaves the index locked.
+    """
+
+    def __init__(self, index_path: Path, wait: bool = True):
+        self.path = index_path / ".ingest.lock"
+        self.wait = wait
+
+    def __enter__(self) -> "index_lock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not self.wait:
+                self._file.close()
+                raise KmError(f"another ingest is writing index '{self.path.parent.name}'; try again when it ends")
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+
+
+def hold_snapshots(index_path: Path, snapshot_ids: Iterable[str]) -> None:
+    """Tell garbage collection which snapshots this process still reads (one file per process)."""
+    folder = index_path / ".readers"
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomic(folder / str(os.getpid()), "\n".join(snapshot_ids) + "\n")
+
+
+def release_snapshots(index_path: Path) -> None:
+    (index_path / ".readers" / str(os.getpid())).unlink(missing_ok=True)
+
+
+def _held_snapshots(index_path: Path) -> set[str]:
+    """Snapshots named by live reader processes; files of dead processes are removed."""
+    held: set[str] = set()
+    for entry in (index_path / ".readers").glob("*"):
+        try:
+            os.kill(int(entry.name), 0)
+        except ProcessLookupError:
+            entry.unlink(missing_ok=True)
+            continue
+        except (ValueError, PermissionError):
+            pass
+        try:
+            held.update(line.strip() for line in entry.read_text(encoding="utf-8").splitlines() if line.strip())
+        except OSError:
+            continue
+    return held
+
+
 def current_snapshot_path(index_path: Path) -> Path | None:
     try:
         name = (index_path / CURRENT).read_text(encoding="utf-8").strip()
@@ -323,15 +485,17 @@ def current_snapshot_path(index_path: Path) -> Path | None:
 
 
 def collect_garbage(index_path: Path, keep: int) -> list[str]:
-    """Delete all but the newest `keep` published snapshots (never the current one)."""
+    """Delete all but the newest `keep` published snapshots, never the current one nor one that a
+    serving process still reads (`hold_snapshots`)."""
     current = current_snapshot_path(index_path)
+    held = _held_snapshots(index_path)
     published = sorted(
         (p for p in (index_path / "snapshots").iterdir() if p.is_dir() and not p.name.startswith(".")),
         key=lambda p: p.name,
     )
     removed = []
     for old in published[: max(0, len(published) - keep)]:
-        if current is not None and old.name == current.name:
+        if (current is not None and old.name == current.name) or old.name in held:
             continue
         shutil.rmtree(old, ignore_errors=True)
         removed.append(old.name)
@@ -340,17 +504,16 @@ def collect_garbage(index_path: Path, keep: int) -> list[str]:
 
 @dataclass
 class Snapshot:
-    """A published snapshot opened for reading: manifest, FAISS shards in memory, SQLite per thread."""
+    """A published snapshot opened for reading: manifest, dense shards, raw vectors memory-mapped,
+    one read-only SQLite connection per thread."""
 
     path: Path
     manifest: dict[str, Any]
-    shards: list[Any] = field(default_factory=list)
+    shards: list[ann.ShardIndex] = field(default_factory=list)  # with ascending ids and memory-mapped vectors
     _local: threading.local = field(default_factory=threading.local)
 
     @classmethod
     def open(cls, index_path: Path, name: str | None = None) -> "Snapshot":
-        import faiss
-
         path = current_snapshot_path(index_path)
         if path is None:
             raise IndexNotFound(name or index_path.name, str(index_path.parent))
@@ -360,7 +523,8 @@ class Snapshot:
                 f"index at {path} has format {manifest.get('format_version')}, this km-search reads "
                 f"{FORMAT_VERSION}: rebuild it with `km ingest PATH --index {index_path.name}`"
             )
-        shards = [faiss.read_index(str(path / s["file"])) for s in manifest.get("shards", [])]
+        shards = [ann.read_index(path / s["file"], ann.open_vectors(path / s["vectors"]), np.load(path / s["ids"]))
+                  for s in manifest.get("shards", [])]
         return cls(path=path, manifest=manifest, shards=shards)
 
     @property
@@ -379,40 +543,24 @@ class Snapshot:
 
     def dense_search(self, vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n (chunk id, cosine) over all shards; only among the `allowed` chunk ids when given."""
+        if allowed is not None and not len(allowed):
+            return []
         found: list[tuple[int, float]] = []
-        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        params = None
-        if allowed is not None:
-            if not len(allowed):
-                return []
-            import faiss
-
-            # Exact: the flat index scores every vector the selector lets through, so the top n
-            # among the allowed ids are found however few of them there are.
-            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-            params = faiss.SearchParameters(sel=selector)
         for shard in self.shards:
-            if params is None:
-                scores, ids = shard.search(query, min(n, shard.ntotal))
-            else:
-                scores, ids = shard.search(query, min(n, shard.ntotal), params=params)
-            found.extend((int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0)
+            found.extend(ann.search(shard, vector, n, allowed))
         found.sort(key=lambda pair: -pair[1])
         return found[:n]
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        """The stored vectors of these chunk ids (each shard covers an id range)."""
-        found = []
-        for chunk_id in ids:
-            for meta, shard in zip(self.manifest.get("shards", []), self.shards):
-                if meta["min_id"] <= chunk_id <= meta["max_id"]:
-                    try:
-                        found.append(shard.reconstruct(int(chunk_id)))
-                        break
-                    except RuntimeError:  # not in this shard after all
-                        continue
-        dim = self.shards[0].d if self.shards else 0
-        return np.asarray(found, dtype=np.float32).reshape(len(found), dim)
+        """The stored vectors of these chunk ids, in that order (ids not in the snapshot are left out)."""
+        ids = [int(i) for i in ids]
+        found: dict[int, np.ndarray] = {}
+        for shard in self.shards:
+            shard_found, vectors = ann.vectors_of(shard, ids)
+            found.update(zip(shard_found.tolist(), vectors))
+        dim = int(self.manifest.get("model", {}).get("dimension") or (self.shards[0].d if self.shards else 0))
+        rows = [found[i] for i in ids if i in found]
+        return np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
 
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, sqlite3.Row]:
         ids = list(ids)

@@ -37,6 +37,7 @@ class DocumentMeta:
     status: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     contributors: tuple[Contributor, ...] = ()
+    groups: tuple[str, ...] = ("public",)  # who may read it (access control); "public": everyone
 
 
 @dataclass(frozen=True)
@@ -198,10 +199,13 @@ class SearchFilters:
     paths: tuple[str, ...] = ()
     modified_after: str | None = None
     modified_before: str | None = None
+    # Access control (km_search/access.py): the groups whose documents the reader may see; None: all.
+    # Set by the service from the request's Principal, never from request parameters.
+    groups: tuple[str, ...] | None = None
 
     def __bool__(self) -> bool:
         return any((self.types, self.projects, self.authors, self.tags, self.paths,
-                    self.modified_after, self.modified_before))
+                    self.modified_after, self.modified_before)) or self.groups is not None
 
 
 @dataclass(frozen=True)

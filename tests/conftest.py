@@ -24,6 +24,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The shared fixtures model a single-user setup; access control has its own tests (test_auth*.py),
+# which set KM_AUTH explicitly for the apps and servers they start.
+os.environ["KM_AUTH"] = "none"
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "corpus"
@@ -34,6 +37,7 @@ class HashingEmbedder:
     """Bag of hashed words: texts sharing words get similar vectors. Counts its calls."""
 
     model_name = "hashing-test"
+    backend = "test"
     max_tokens = 256
     dimension = 256
 
@@ -42,6 +46,9 @@ class HashingEmbedder:
 
     def encode_query(self, text):
         return self.encode([text])[0]
+
+    def match_index(self, model_info) -> None:
+        pass
 
     def encode(self, texts):
         self.encoded += len(texts)
@@ -126,27 +133,31 @@ def intranet(tmp_path_factory):
     blocked.close()
 
 
-@pytest.fixture(scope="session")
-def server(workspace, ingest_report, intranet):
-    """`km serve` over the example index, as its own process; browsers on `intranet.allowed` may call it."""
-    root, docs, env = workspace
+def start_server(index: str, env: dict, log_path: Path) -> tuple[str, subprocess.Popen]:
+    """`km serve --index INDEX` as its own process on a free port, once /healthz says it is ready."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = open(root / "serve.log", "w")
-    proc = subprocess.Popen([*KM, "serve", "--index", "example", "--host", "127.0.0.1", "--port", str(port)],
-                            env={**env, "KM_CORS_ORIGINS": intranet.allowed}, stdout=log, stderr=subprocess.STDOUT)
+    log = open(log_path, "w")
+    proc = subprocess.Popen([*KM, "serve", "--index", index, "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
             if urllib.request.urlopen(base + "/healthz", timeout=2).status == 200:
-                break
+                return base, proc
         except OSError:
             time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("km serve did not become healthy: " + (root / "serve.log").read_text()[-2000:])
+    proc.kill()
+    pytest.fail("km serve did not become healthy: " + log_path.read_text()[-2000:])
+
+
+@pytest.fixture(scope="session")
+def server(workspace, ingest_report, intranet):
+    """`km serve` over the example index, as its own process; browsers on `intranet.allowed` may call it."""
+    root, docs, env = workspace
+    base, proc = start_server("example", {**env, "KM_CORS_ORIGINS": intranet.allowed}, root / "serve.log")
     yield base
     proc.terminate()
     proc.wait(timeout=30)

@@ -45,7 +45,7 @@ def test_report_lists_each_broken_file_with_its_reason_and_indexes_the_rest(inge
     documents = [p for p in EXAMPLES.rglob("*") if p.is_file() and not p.name.startswith("_meta")]
     assert ingest_report["documents"] == len(documents)
     assert ingest_report["chunks"] >= len(documents)
-    indexed = {f["path"] for f in ingest_report["files"] if f["status"] == "indexed"}
+    indexed = {f["path"] for f in ingest_report["files"] if f["status"] == "added"}
     assert {Path(p).suffix for p in indexed} == {".md", ".html", ".pdf", ".docx", ".txt"}
 
 

@@ -32,3 +32,41 @@ def test_query_vectors_are_cached(real_embedder):
     first = real_embedder.encode_query("a repeated question about billing")
     assert real_embedder.encode_query("a repeated question about billing") is first
     assert np.allclose(first, real_embedder.encode(["a repeated question about billing"])[0], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("exports")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend,closeness", [("openvino", 0.9999), ("onnx-int8", 0.97), ("openvino-int8", 0.95)])
+def test_exported_backends_agree_with_torch(real_embedder, export_dir, backend, closeness):
+    texts = ["How do I reset my password?", "Steps to change a forgotten password", "Quarterly revenue grew",
+             "The billing service moved to PostgreSQL because replication lagged behind."] * 5
+    embedder = Embedder(backend=backend, cache_dir=export_dir)
+    vectors = embedder.encode(texts)  # 20 texts: the static int8 export calibrates on them
+    reference = real_embedder.encode(texts)
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors * reference).sum(axis=1).min() >= closeness
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+    assert embedder.describe()["backend"] == backend and embedder.max_tokens == real_embedder.max_tokens
+    assert list(export_dir.rglob(".tmp-*")) == []  # exports land whole, by rename
+
+
+def test_queries_follow_the_backend_the_index_was_built_with(export_dir):
+    embedder = Embedder(backend="openvino-int8", cache_dir=export_dir)
+    embedder.match_index({"name": "all-MiniLM-L6-v2", "backend": "onnx"})
+    assert embedder.backend == "onnx"
+    embedder.match_index({"name": "all-MiniLM-L6-v2"})  # built before backends were recorded: unchanged
+    assert embedder.backend == "onnx"
+    with pytest.raises(ValueError, match="not one of"):
+        Embedder(backend="tensorrt")
+
+
+def test_backend_and_export_folder_come_from_settings(tmp_path):
+    from km_search.settings import Settings
+
+    embedder = Embedder.from_settings(Settings(index_dir=tmp_path, embed_backend="onnx-int8", embed_threads=1), "hr")
+    assert embedder.backend == "onnx-int8" and embedder.cache_dir == tmp_path / "hr" / "models" and embedder.threads == 1

@@ -18,7 +18,9 @@ from ingest.metadata import (
     record_id,
     supersessions,
 )
-from ingest.pipeline import SourceFile, parse_one, with_folder_metadata
+from ingest.discovery import SourceFile, with_folder_metadata
+from ingest.pipeline import source_info
+from ingest.workers import parse_one
 from km_search.types import Contributor, DocumentMeta, Section
 from test_parsers import XMP, make_docx, reportlab_pdf, rewrite_pdf
 
@@ -26,7 +28,7 @@ from test_parsers import XMP, make_docx, reportlab_pdf, rewrite_pdf
 def meta_of(path: Path, root: Path, settings) -> DocumentMeta:
     """What ingest stores for one file: parser, sidecars of its folders, rules (git off)."""
     (file,), _ = with_folder_metadata([SourceFile(path, path.relative_to(root).as_posix(), root=root)], git_authors=False)
-    return parse_one(file, settings).doc.meta
+    return parse_one(file, settings, source_info(file)).doc.meta
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -118,7 +120,7 @@ def test_own_metadata_wins_over_sidecars_and_owners_only_fill_missing_authors():
                        tags=("stripe",), extra={"review": "monthly"})
     done = finish_meta(own, "a/t.md", (Section("x"),), defaults)
     assert (done.authors, done.project, done.doc_type, done.tags) == (("Bob <bob@x.example>",), "payments", "howto", ("stripe",))
-    assert done.extra == {"review": "monthly", "groups": "hr,leads"}
+    assert done.extra == {"review": "monthly"} and done.groups == ("hr", "leads")
     bare = finish_meta(DocumentMeta(title="T"), "a/t.md", (Section("Status: Accepted"),), defaults)
     assert (bare.authors, bare.project, bare.doc_type, bare.tags, bare.status) == (
         ("ann@x.example",), "billing", "decision", ("billing",), "Accepted")
@@ -158,7 +160,7 @@ def test_markdown_front_matter(tmp_path, settings):
     m = meta_of(path, tmp_path, settings)
     assert (m.title, m.authors, m.created, m.project, m.doc_type, m.status, m.tags) == (
         "ADR-2: Use Kafka", ("Ann Lee <Ann@X.example>",), "2024-03-01", "data", "decision", "Superseded", ("kafka",))
-    assert m.extra == {"groups": "eng", "superseded_by": "ADR-9"}
+    assert m.extra == {"superseded_by": "ADR-9"} and m.groups == ("eng",)
 
 
 @pytest.mark.parametrize("front", ["---\ntitle: [unclosed\n---\n", "---\n- a\n- list\n---\n", "---\ndate: 2024-13-45\n---\n"])
@@ -249,7 +251,7 @@ def test_example_corpus_metadata_is_complete():
          for p in sorted(EXAMPLES.rglob("*")) if p.is_file() and not p.name.startswith("_meta")],
         git_authors=False,
     )
-    metas = {f.rel: parse_one(f, settings).doc.meta for f in files}
+    metas = {f.rel: parse_one(f, settings, source_info(f)).doc.meta for f in files}
     folders = {"billing", "search-platform", "mobile-app", "data-warehouse"}
     for rel, m in metas.items():
         assert m.doc_type in {"decision", "lesson", "howto", "policy", "meeting"}, rel
@@ -260,4 +262,4 @@ def test_example_corpus_metadata_is_complete():
     assert metas["data-warehouse/decisions/adr-013-move-warehouse-to-bigquery.pdf"].status == "Accepted"
     assert metas["billing/decisions/adr-007-use-mysql-for-billing.md"].extra["superseded_by"] == "ADR-012"
     assert dt.date.fromisoformat(metas["policies/hr/salary-bands-2025.md"].created)
-    assert metas["policies/hr/salary-bands-2025.md"].extra["groups"] == "hr"
+    assert metas["policies/hr/salary-bands-2025.md"].groups == ("hr",)

@@ -35,7 +35,7 @@ def test_feedback_vector_moves_toward_passages_and_stays_normalized():
 def test_snapshot_returns_stored_vectors(snapshot, fake_embedder):
     vectors = snapshot.vectors([2, 4])
     assert vectors.shape == (2, fake_embedder.dimension)
-    assert np.allclose(vectors[0], snapshot.shards[0].reconstruct(2))
+    assert np.allclose(vectors[0], snapshot.shards[0].index.reconstruct(2))
 
 
 class KeywordReranker:

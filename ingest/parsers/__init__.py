@@ -26,10 +26,13 @@ def parser_for(path: Path) -> Parser | None:
     return PARSERS.get(path.suffix.lower())
 
 
-def parse_file(path: Path, rel_path: str) -> Document:
+def parse_file(path: Path, rel_path: str, max_pages: int | None = None) -> Document:
+    """The file's Document; a PDF with more than `max_pages` pages is refused before it is read."""
     parser = parser_for(path)
     if parser is None:
         from km_search.errors import ParseError
 
         raise ParseError(f"unsupported file type '{path.suffix}'")
+    if parser is pdf.parse:
+        return pdf.parse(path, rel_path, max_pages=max_pages)
     return parser(path, rel_path)

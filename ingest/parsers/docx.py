@@ -39,6 +39,7 @@ from ._common import (
 EXTENSIONS: tuple[str, ...] = (".docx",)
 
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
+MAX_UNPACKED_MB = 256  # a 100 MB document of text and images unpacks to well under this
 _IDENTIFIER = re.compile(r"^[\w.-]{1,64}$")  # a subject that names a project ('billing'), not a sentence
 _P, _TBL, _SDT = qn("w:p"), qn("w:tbl"), qn("w:sdt")
 _BLANK_CORE = (
@@ -72,6 +73,7 @@ def project_of(subject: str | None) -> str | None:
 
 def open_docx(data: bytes) -> DocxDocument:
     """The document, retried with blank core properties when only docProps/core.xml is broken."""
+    check_unpacked_size(data)
     try:
         return docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, zipfile.BadZipFile) as exc:
@@ -82,6 +84,24 @@ def open_docx(data: bytes) -> DocxDocument:
         return docx.Document(io.BytesIO(with_blank_core_properties(data)))
     except Exception:  # noqa: BLE001 - the damage is elsewhere: report the first error
         raise ParseError(f"not a valid DOCX: {error}") from error
+
+
+def check_unpacked_size(data: bytes) -> None:
+    """Refuse a zip bomb (kilobytes that inflate to gigabytes) before python-docx inflates anything.
+
+    The sizes the zip declares are enough: zipfile never inflates a member past its declared size
+    (a member that lies fails its CRC check instead).
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            total = sum(item.file_size for item in package.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        return  # docx.Document says what is wrong with it
+    if total > MAX_UNPACKED_MB * 1024 * 1024:
+        raise ParseError(
+            f"not a valid DOCX: it would unpack to {total / 1048576:,.0f} MB, over the {MAX_UNPACKED_MB} MB "
+            "a Word document may unpack to (a zip bomb?)"
+        )
 
 
 def with_blank_core_properties(data: bytes) -> bytes:

@@ -64,9 +64,6 @@ def meta_from_front_matter(front: dict[str, Any], fallback_title: str) -> Docume
     """Known keys map to DocumentMeta fields; other scalar keys go to `extra` as strings."""
     fm = {str(k).strip().lower(): v for k, v in front.items()}
     extra = {k: s for k, v in fm.items() if k not in _KNOWN_KEYS and (s := scalar_str(v)) is not None}
-    groups = as_list(fm.get("groups"), split_tags)
-    if groups:
-        extra["groups"] = ",".join(groups)
     return DocumentMeta(
         title=scalar_str(fm.get("title")) or fallback_title,
         authors=as_list(first_of(fm, "authors", "author"), split_names),
@@ -77,7 +74,15 @@ def meta_from_front_matter(front: dict[str, Any], fallback_title: str) -> Docume
         tags=as_list(fm.get("tags"), split_tags),
         status=scalar_str(fm.get("status")),
         extra=extra,
+        groups=declared_groups(as_list(fm.get("groups"), split_tags)),
     )
+
+
+def declared_groups(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Groups a file declares (`groups: [hr, leads]`), lower-cased; the default ('public',) when it
+    declares none, which lets its folders' `_meta.yaml` decide (ingest/metadata.py)."""
+    groups = tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
+    return groups or ("public",)
 
 
 def first_of(fm: dict[str, Any], *keys: str) -> Any:

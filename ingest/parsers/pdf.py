@@ -33,11 +33,16 @@ _PLACEHOLDERS = frozenset({"untitled", "unspecified", "anonymous", "unknown", "n
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
-def parse(path: Path, rel_path: str) -> Document:
+def parse(path: Path, rel_path: str, max_pages: int | None = None) -> Document:
     read_bytes(path)  # a 0-byte file is "empty", not "not a valid PDF"
     reader = open_reader(path)
     try:
+        pages = len(reader.pages)
+        if max_pages is not None and pages > max_pages:
+            raise ParseError(f"PDF has {pages} pages, over the {max_pages} page limit (KM_MAX_PAGES)")
         texts = [page_text(page) for page in reader.pages]
+    except ParseError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds of errors on broken files
         raise ParseError(f"not a valid PDF: {exc}") from exc
     if not any(texts):

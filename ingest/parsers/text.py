@@ -13,6 +13,8 @@ from pathlib import Path
 
 from km_search.types import Document, DocumentMeta, Section
 
+from .markdown import declared_groups
+
 from ._common import (
     SectionBuilder,
     collapse,
@@ -73,8 +75,6 @@ def meta_of(lines: list[str], path: Path) -> DocumentMeta:
         return next((fields[k] for k in keys if fields.get(k)), None)
 
     extra = {k: v for k, v in fields.items() if k not in _KNOWN_FIELDS}
-    if fields.get("groups"):
-        extra["groups"] = ",".join(split_tags(fields["groups"]))
     return DocumentMeta(
         title=first("title") or title_of(lines, path),
         authors=split_names(first("authors", "author", "by") or ""),
@@ -85,6 +85,7 @@ def meta_of(lines: list[str], path: Path) -> DocumentMeta:
         tags=split_tags(first("tags", "keywords") or ""),
         status=first("status"),
         extra=extra,
+        groups=declared_groups(split_tags(fields.get("groups") or "")),
     )
 
 

@@ -6,7 +6,19 @@ const { Client, snippetFragment, hitUrl, citationUrl, answerFragment, confidence
 
 const PAGE_SIZE = 10;
 const FILTERS = ["type", "project", "author"];
-const client = new Client(location.origin);
+const KEY = "km_key";
+const client = new Client(location.origin, localStorage.getItem(KEY));
+// KM_AUTH=keys: ask for a key when the server wants one; keep it in this browser, and in a cookie
+// so that plain links to the source viewer (/documents/…) carry it too.
+client.onUnauthorized = async () => {
+  const key = (window.prompt("This knowledge base needs an API key. Paste yours:") || "").trim();
+  if (!key) return false;
+  localStorage.setItem(KEY, key);
+  const secure = location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = `${KEY}=${encodeURIComponent(key)}; Path=/; SameSite=Strict${secure}`;
+  client.key = key;
+  return true;
+};
 const $ = (id) => document.getElementById(id);
 
 const main = $("main");

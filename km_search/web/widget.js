@@ -38,8 +38,10 @@
 
   /** The JSON API: /ask when the server has it (answer + hits), else /search (hits). */
   class Client {
-    constructor(api) {
+    constructor(api, key = null) {
       this.api = String(api || SCRIPT_ORIGIN).replace(/\/+$/, "");
+      this.key = key || null; // an API key, sent as a Bearer token (KM_AUTH=keys)
+      this.onUnauthorized = null; // async () => true when a new key was set and the request may be retried
       this.askAvailable = null; // unknown until the first /ask answers 404 or not
     }
 
@@ -69,16 +71,20 @@
       return this.get("/stats", new URLSearchParams(), signal);
     }
 
-    async get(path, params, signal, optional = false) {
+    async get(path, params, signal, optional = false, retried = false) {
       let response;
       try {
-        response = await fetch(`${this.api}${path}?${params}`, { signal });
+        const headers = this.key ? { Authorization: `Bearer ${this.key}` } : {};
+        response = await fetch(`${this.api}${path}?${params}`, { signal, headers });
       } catch (err) {
         if (err.name === "AbortError") throw err;
         throw new SearchError(
           `Search is unavailable: the service at ${this.api} cannot be reached from this page.`,
           { network: true },
         );
+      }
+      if (response.status === 401 && !retried && this.onUnauthorized && (await this.onUnauthorized())) {
+        return this.get(path, params, signal, optional, true);
       }
       if (optional && (response.status === 404 || response.status === 405)) return null;
       let body = null;
@@ -268,7 +274,7 @@
   `;
 
   class KmSearchElement extends HTMLElement {
-    static observedAttributes = ["api", "placeholder"];
+    static observedAttributes = ["api", "api-key", "placeholder"];
 
     constructor() {
       super();
@@ -310,7 +316,7 @@
     }
 
     connectedCallback() {
-      this.client = new Client(this.getAttribute("api") || SCRIPT_ORIGIN);
+      this.client = new Client(this.getAttribute("api") || SCRIPT_ORIGIN, this.getAttribute("api-key"));
       this.applyPlaceholder();
       document.addEventListener("pointerdown", this.onOutside);
     }
@@ -320,7 +326,9 @@
     }
 
     attributeChangedCallback(name) {
-      if (name === "api") this.client = new Client(this.getAttribute("api") || SCRIPT_ORIGIN);
+      if (name === "api" || name === "api-key") {
+        this.client = new Client(this.getAttribute("api") || SCRIPT_ORIGIN, this.getAttribute("api-key"));
+      }
       if (name === "placeholder") this.applyPlaceholder();
     }
 
