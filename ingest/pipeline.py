@@ -302,22 +302,8 @@ def apply_plan(plan: Plan, index_path: Path, manifest: dict, settings: Settings,
             if moved:
                 writer.touch(path, source)
         report.files.extend(plan.failed)
-        jobs = plan.jobs
-        status = {j.file.rel: j.status for j in jobs}
-        with ParsePool(settings) as pool, _progress(progress, len(jobs)) as advance:
-            batches = list(_batches([(j.file, j.source) for j in jobs], batch_files))
-            pending = pool.parse(batches[0]) if batches else None
-            for i, batch in enumerate(batches):
-                results = list(pending)
-                if i + 1 < len(batches):
-                    pending = pool.parse(batches[i + 1])  # parse the next batch while this one embeds
-                parsed, failures = _embed_batch(batch, results, embedder)
-                for p in parsed:
-                    writer.add(p.doc, p.source, p.chunks, p.vectors)
-                    report.files.append(FileOutcome(p.doc.path, status[p.doc.path], chunks=len(p.chunks)))
-                    report.embedded_chunks += len(p.chunks)
-                report.files.extend(failures)
-                advance(len(batch))
+        if plan.jobs:
+            _process_jobs(plan.jobs, writer, settings, embedder, report, progress, batch_files)
         report.files.sort(key=lambda f: f.path)
         report.failed = [{"path": f.path, "error": f.error or ""} for f in report.files if f.status == "failed"]
         report.added = sum(f.status == "added" for f in report.files)
@@ -335,6 +321,26 @@ def apply_plan(plan: Plan, index_path: Path, manifest: dict, settings: Settings,
         writer.abort()
         raise
     _finish(report, published)
+
+
+def _process_jobs(jobs: Sequence[Job], writer: SnapshotWriter, settings: Settings, embedder: Embedder,
+                  report: IngestReport, progress: bool, batch_files: int) -> None:
+    """Parse in worker processes, embed here, add to the writer: batch i+1 parses while batch i embeds."""
+    status = {j.file.rel: j.status for j in jobs}
+    batches = list(_batches([(j.file, j.source) for j in jobs], batch_files))
+    with ParsePool(settings) as pool, _progress(progress, len(jobs)) as advance:
+        pending = pool.parse(batches[0])
+        for i, batch in enumerate(batches):
+            results = list(pending)
+            if i + 1 < len(batches):
+                pending = pool.parse(batches[i + 1])
+            parsed, failures = _embed_batch(batch, results, embedder)
+            for p in parsed:
+                writer.add(p.doc, p.source, p.chunks, p.vectors)
+                report.files.append(FileOutcome(p.doc.path, status[p.doc.path], chunks=len(p.chunks)))
+                report.embedded_chunks += len(p.chunks)
+            report.files.extend(failures)
+            advance(len(batch))
 
 
 def _finish(report: IngestReport, snapshot: Path | None) -> None:
