@@ -402,6 +402,9 @@ class SnapshotWriter:
         )
         if self.dimension is not None:
             self.manifest["model"] = {**self.manifest.get("model", {}), "dimension": self.dimension}
+        for file in self.folder.iterdir():  # on disk before the snapshot is published, even if power fails
+            with open(file, "rb") as f:
+                os.fsync(f.fileno())
         _write_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2))
         final = self.snapshots / self.snapshot_id
         os.replace(self.folder, final)
