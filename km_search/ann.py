@@ -56,13 +56,17 @@ def options(settings: Any, rows: int) -> dict[str, Any]:
     if rows <= settings.ann_exact_rows:
         return {"kind": "flat"}
     nlist = int(min(16384, max(256, 2 ** round(math.log2(4 * math.sqrt(rows))))))
-    nprobe = settings.ann_nprobe or default_nprobe(nlist)
+    nprobe = settings.ann_nprobe or default_nprobe(min(nlist, max(1, rows // TRAIN_PER_LIST)))
     return {"kind": "ivf_sq8", "nlist": nlist, "nprobe": int(min(nprobe, nlist)), "refine": REFINE}
 
 
 def default_nprobe(nlist: int) -> int:
-    """Lists scanned per query: measured to give recall@10 >= 0.98 after rescoring (docs/performance.md)."""
-    return max(16, nlist // 32)
+    """Lists scanned per query (of the `nlist` the shard really has). Measured (docs/performance.md):
+    on real passage vectors (python3.11-doc, 15k passages, 387 lists, in-domain questions) recall@10
+    is 0.93 at 16 lists, 0.977 at 32, 0.990 at 64; on synthetic clustered vectors at 100k (1024
+    lists) 0.981 at 32, 0.988 at 64. Scanning costs ~2 us a list at 100k, small beside the rest of a
+    query, so 64 lists at least, and 1/16 of them on larger shards."""
+    return max(64, nlist // 16)
 
 
 def build_index(vectors: np.ndarray, ids: np.ndarray, options: dict[str, Any] | None = None) -> ShardIndex:

@@ -1,0 +1,105 @@
+"""The performance bench's pure helpers (bench/bench.py): no timing, no model, no server."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("km_bench", ROOT / "bench" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["km_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_percentile_takes_the_value_at_the_rank(bench):
+    values = [float(v) for v in range(1, 101)]
+    assert bench.pct(values, 50) == 51.0
+    assert bench.pct(values, 99) == 100.0
+    assert bench.pct(list(reversed(values)), 0) == 1.0
+    assert bench.pct([7.0], 95) == 7.0
+
+
+def test_sizes_parse(bench, monkeypatch):
+    assert bench.parse_size("10k") == 10_000
+    assert bench.parse_size("1m") == 1_000_000
+    assert bench.parse_size("2500") == 2500
+    monkeypatch.setenv("BENCH_SIZES", "10k, 1M")
+    assert bench.sizes() == [10_000, 1_000_000]
+    assert bench.size_name(1_000_000) == "1M" and bench.size_name("100000") == "100k"
+
+
+def test_exact_top_and_recall(bench):
+    vectors = bench.synthetic_vectors(3000, d=16)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    queries = bench.synthetic_queries(vectors, 5)
+    truth = bench.exact_top(vectors, queries)
+    brute = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    assert (truth == brute).all()
+    assert bench.recall_at_10(truth.tolist(), truth) == 1.0
+    assert bench.recall_at_10([row[:5].tolist() for row in truth], truth) == 0.5
+
+
+RESULTS = {
+    "taken": "2026-01-01 10:00", "quick": False,
+    "machine": {"cpu": "Test CPU", "cpus": 2, "memory_gib": 24, "load_start": [0.1, 0.2, 0.3], "load_end": [0.4, 0.5, 0.6]},
+    "embed": {"openvino-int8": {"passages_per_s": 120.0, "query_ms": 2.5, "load_or_export_s": 1.0, "loadavg": 0.5}},
+    "ingest": {"corpus": {
+        "files_limit": None, "loadavg": 0.4, "speedup": 4.0, "speedup_first_run": 3.0, "modified_files": 5,
+        "km_first": {"files": 500, "passages": 8000, "took_s": 100.0, "passages_per_s": 80.0, "pages_per_s": 5.0, "loadavg": 0.3},
+        "km": {"files": 500, "passages": 8000, "took_s": 75.0, "passages_per_s": 106.7, "pages_per_s": 6.67, "loadavg": 0.3},
+        "km_incremental": {"updated": 5, "embedded": 90, "took_s": 3.0, "share_of_full": 0.04, "loadavg": 0.3},
+        "naive": {"files": 500, "passages": 7900, "took_s": 300.0, "passages_per_s": 26.3, "pages_per_s": 1.67},
+        "real_recall": {"passages": 8000, "queries": 140, "opts": {"kind": "ivf_sq8", "nlist": 256, "nprobe": 16}, "recall@10": 0.99},
+    }},
+    "http": {"1000000": {
+        "passages": 1_000_000, "startup_to_first_answer_s": 1.5,
+        "build": {"build_s": 80.0, "database_s": 40.0, "dense_index_s": 40.0, "disk_bytes_per_passage": 3000.0},
+        "dense": {"shards": [{"rows": 500_000, "kind": "ivf_sq8", "nlist": 2048, "nprobe": 64}], "loadavg": 0.2,
+                  "sweep": [{"nprobe": [32], "recall@10": 0.97, "dense_ms_100": 1.0, "default": False},
+                            {"nprobe": [64], "recall@10": 0.99, "dense_ms_100": 2.0, "default": True}]},
+        "search": {"p50_ms": 20.0, "p95_ms": 30.0, "p99_ms": 35.0, "repeated_query_p50_ms": 15.0, "loadavg": 0.3,
+                   "wrk_4_clients": {"requests_per_s": 150.0, "p50_ms": 25.0, "p90_ms": 40.0, "p99_ms": 60.0, "loadavg": 1.9}},
+        "ask": {"p50_ms": 30.0, "p95_ms": 40.0, "p99_ms": 50.0, "repeated_query_p50_ms": 25.0, "loadavg": 0.3,
+                "wrk_4_clients": None},
+        "memory": {"VmRSS": 2**30, "RssAnon": 2**29, "rss_bytes_per_passage": 1073.7, "anon_bytes_per_passage": 536.9},
+    }},
+}
+
+
+def test_tables_render_every_part(bench):
+    text = bench.tables(RESULTS)
+    assert "| `openvino-int8` | 120.0 | 2.5 ms | 0.5 |" in text
+    assert "4.0x" in text and "3.0x" in text and "4.0% of the full run" in text
+    assert "| corpus | 8000 | 140 | `ivf_sq8` nlist 256 nprobe 16 | 0.99 |" in text
+    assert "| 1M | /search | 20.0 / 30.0 / 35.0 ms | 15.0 ms | 150.0 | 25.0 / 40.0 / 60.0 ms |" in text
+    assert "**64: 0.99 (2.0 ms)**" in text and "1.5 s" in text and "1024 MiB" in text
+    assert "Test CPU" in text and "[0.4, 0.5, 0.6]" in text
+    for line in text.splitlines():  # every table row has as many cells as its header
+        if line.startswith("|"):
+            assert line.count("|") >= 5
+
+
+def test_write_doc_replaces_only_the_marked_block(bench, tmp_path):
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Performance\n\nintro\n\n<!-- bench:begin -->\nold\n<!-- bench:end -->\n\noutro\n")
+    bench.write_doc(RESULTS, doc)
+    bench.write_doc(RESULTS, doc)
+    text = doc.read_text()
+    assert text.startswith("# Performance\n\nintro\n") and text.endswith("\n\noutro\n")
+    assert "old" not in text and text.count("<!-- bench:begin -->") == 1
+    assert bench.tables(RESULTS) in text
+
+
+def test_partial_results_render(bench):
+    assert "openvino-int8" in bench.tables({"embed": RESULTS["embed"]})
+    assert bench.tables({}).startswith("Taken None")
