@@ -205,9 +205,14 @@ def ensure_export(model_path: Path, backend: str, export_dir: Path, calibration:
 def _export_onnx(model_path: Path, target: Path) -> None:
     """Export the transformer (token vectors out; pooling stays in numpy) with torch, once."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import warnings
+
     import torch
+    import transformers
     from transformers import AutoModel
 
+    transformers.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", module=r"(torch|transformers)\.")  # tracer notes about this fixed graph
     model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
 
     class TokenVectors(torch.nn.Module):
