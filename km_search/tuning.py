@@ -93,7 +93,7 @@ def fine_tune(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            step, last_loss = step + 1, float(loss)
+            step, last_loss = step + 1, float(loss.detach())
             if progress:
                 progress(step, steps, last_loss)
     model.eval()
