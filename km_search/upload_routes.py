@@ -12,7 +12,9 @@ from fastapi import FastAPI, File, Form, Path, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from .access import normalize_groups
 from .auth import Admin
+from .errors import BadQuery
 from .filters import _values
 from .service import SearchService
 from .settings import Settings
@@ -42,7 +44,11 @@ def add_upload_routes(app: FastAPI, settings: Settings, service: SearchService) 
         """Add one document: it is parsed, chunked and embedded like `km ingest` would, and served
         when this returns (201). Unsupported (415), too large (413) or unparseable (422) files are
         refused and leave nothing behind."""
-        meta = {"groups": list(_values(groups)), "project": project, "type": type,
+        try:
+            readers = list(normalize_groups(groups))
+        except ValueError as exc:
+            raise BadQuery(str(exc)) from None
+        meta = {"groups": readers, "project": project, "type": type,
                 "tags": list(_values(tags)), "authors": list(_values(authors))}
         doc_id, report = await run_in_threadpool(service.add_document, file.filename or "", file.file, meta)
         path = next(f.path for f in report.files if f.status == "added")

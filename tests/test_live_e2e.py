@@ -183,3 +183,9 @@ def test_upload_and_delete_documents_over_http(live):
     assert live.client.get(f"/documents/{created['doc_id']}").status_code == 404
     assert live.client.delete(f"/documents/{created['doc_id']}").status_code == 404
     assert not list(uploads.iterdir())
+
+
+def test_upload_with_a_malformed_group_is_refused(live):
+    r = live.client.post("/documents", files={"file": ("x.md", b"# X\n\nSome text here.\n", "text/markdown")},
+                         data={"groups": "hr, bad group!"})
+    assert r.status_code == 422 and "group name" in r.json()["error"]
