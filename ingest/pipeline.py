@@ -5,14 +5,16 @@ files whose bytes or inherited metadata changed, drops the documents of deleted 
 everything else over (store.SnapshotWriter with a base). A full rebuild happens when there is no
 compatible snapshot (another model, chunking, format or km-search version) or when asked (`full`).
 
-`process_batch` is a function of a batch of files only (plus settings and an embedder), so the
-same code can later run on Ray workers; `ingest` plans, drives batches and writes the snapshot.
+The work on a batch of files is two functions of the batch only: `ParsePool.parse` (parse and
+chunk, in worker processes) and `embed_batch`, so the same code can later run on Ray workers;
+`ingest` plans, drives batches and writes the snapshot.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -93,16 +95,9 @@ class Plan:
         return self.base is not None and not self.jobs and not self.removed
 
 
-def process_batch(
-    files: Sequence[SourceFile], settings: Settings, embedder: Embedder
-) -> tuple[list[ParsedFile], list[FileOutcome]]:
-    """Parse, chunk and embed a batch of files; a file that fails is reported and left out alone."""
-    jobs = [(f, source_info(f, settings.max_file_mb * 1024 * 1024)) for f in files]
-    with ParsePool(settings) as pool:
-        return _embed_batch(jobs, pool.parse(jobs), embedder)
-
-
-def _embed_batch(jobs, results, embedder: Embedder) -> tuple[list[ParsedFile], list[FileOutcome]]:
+def embed_batch(jobs, results, embedder: Embedder) -> tuple[list[ParsedFile], list[FileOutcome]]:
+    """Embed the passages of a parsed batch (`results` of ParsePool.parse for `jobs`); a file that
+    failed to parse is reported and left out alone."""
     parsed: list[ParsedFile] = []
     failures: list[FileOutcome] = []
     for (file, _), result in zip(jobs, results):
@@ -212,8 +207,6 @@ def plan_changes(files: Sequence[SourceFile], base: Path | None, max_bytes: floa
     Size and modification time unchanged means unchanged; otherwise the content hash decides, so a
     touched but identical file is not re-embedded.
     """
-    import sqlite3
-
     previous: dict[str, tuple] = {}
     if base is not None:
         db = sqlite3.connect(f"file:{base / 'chunks.sqlite'}?mode=ro", uri=True)
@@ -334,7 +327,7 @@ def _process_jobs(jobs: Sequence[Job], writer: SnapshotWriter, settings: Setting
             results = list(pending)
             if i + 1 < len(batches):
                 pending = pool.parse(batches[i + 1])
-            parsed, failures = _embed_batch(batch, results, embedder)
+            parsed, failures = embed_batch(batch, results, embedder)
             for p in parsed:
                 writer.add(p.doc, p.source, p.chunks, p.vectors)
                 report.files.append(FileOutcome(p.doc.path, status[p.doc.path], chunks=len(p.chunks)))

@@ -209,32 +209,27 @@ def _records(doc_type: str, query: str, index: str | None, k: int, as_json: bool
         console.print(f"   [cyan]{r.source}[/]", highlight=False)
 
 
-@app.command()
-def decisions(
-    query: Annotated[str, typer.Argument(help="What the decisions should be about.")],
-    index: IndexOpt = None,
-    k: Annotated[int, typer.Option("-k", help="How many decision records.")] = 10,
-    as_json: JsonOpt = False,
-    project: ProjectOpt = None, author: AuthorOpt = None, tag: TagOpt = None,
-    path: PathOpt = None, modified_after: AfterOpt = None, modified_before: BeforeOpt = None,
-) -> None:
-    """Decision records (ADRs) matching the query, with date, project and status (Accepted, Superseded…)."""
-    _records("decision", query, index, k, as_json, dict(
-        projects=project, authors=author, tags=tag, paths=path, modified_after=modified_after, modified_before=modified_before))
+def _records_command(doc_type: str, name: str, doc: str) -> None:
+    """`km decisions` and `km lessons`: the same command over one document type."""
+
+    def command(
+        query: Annotated[str, typer.Argument(help="What they should be about.")],
+        index: IndexOpt = None,
+        k: Annotated[int, typer.Option("-k", help="How many to return.")] = 10,
+        as_json: JsonOpt = False,
+        project: ProjectOpt = None, author: AuthorOpt = None, tag: TagOpt = None,
+        path: PathOpt = None, modified_after: AfterOpt = None, modified_before: BeforeOpt = None,
+    ) -> None:
+        _records(doc_type, query, index, k, as_json, dict(
+            projects=project, authors=author, tags=tag, paths=path, modified_after=modified_after,
+            modified_before=modified_before))
+
+    command.__doc__ = doc
+    app.command(name=name)(command)
 
 
-@app.command()
-def lessons(
-    query: Annotated[str, typer.Argument(help="What the lessons should be about.")],
-    index: IndexOpt = None,
-    k: Annotated[int, typer.Option("-k", help="How many lessons.")] = 10,
-    as_json: JsonOpt = False,
-    project: ProjectOpt = None, author: AuthorOpt = None, tag: TagOpt = None,
-    path: PathOpt = None, modified_after: AfterOpt = None, modified_before: BeforeOpt = None,
-) -> None:
-    """Lessons learned, retrospectives and post-mortems matching the query."""
-    _records("lesson", query, index, k, as_json, dict(
-        projects=project, authors=author, tags=tag, paths=path, modified_after=modified_after, modified_before=modified_before))
+_records_command("decision", "decisions", "Decision records (ADRs) matching the query, with date, project and status (Accepted, Superseded…).")
+_records_command("lesson", "lessons", "Lessons learned, retrospectives and post-mortems matching the query.")
 
 
 @app.command()
