@@ -24,7 +24,7 @@ from km_search.evaluation import evaluate_end_to_end, evaluate_passages  # noqa:
 from km_search.settings import Settings  # noqa: E402
 
 QUERY_VARIANTS = {
-    "lexical (FTS5 BM25)": {"mode": "lexical"},
+    "lexical (BM25)": {"mode": "lexical"},
     "dense (FAISS flat)": {"mode": "dense"},
     "RRF k=60": {"fusion": "rrf"},
     "convex 0.6": {"dense_weight": 0.6},

@@ -1,14 +1,34 @@
-"""The lexical (BM25) side of retrieval, on the snapshot's SQLite FTS5 table.
+"""The lexical (BM25) side of retrieval: term postings per shard, scored a term at a time with numpy.
 
-FTS5 stems with Porter at index time; the query side drops stopwords and question words
-("why did we ...") that only add noise to BM25, and ORs the remaining terms so that a passage
-matching most of them ranks first instead of requiring all of them.
+Each dense shard has a lexical twin over the same rows (`shard-NNNN.bm25/`): the sorted 64-bit
+hashes of its terms, each term's postings (row numbers in the shard and how often the term occurs
+in the passage's heading and body), and every row's length in tokens. A query scores only the
+postings of its own terms, so its cost follows how many passages hold them, with no work per
+passage beyond that; statistics (passage count, mean length, document frequencies) are summed over
+all shards, so a score does not depend on how the snapshot is sharded.
+
+Analysis and scoring are SQLite FTS5's, which this replaced (format 4): the 'porter unicode61
+remove_diacritics 2' tokens and FTS5's bm25() (k1 = 1.2, b = 0.75, heading occurrences weighted by
+`heading_weight`, passage length counted over both columns). FTS5 called bm25() once per matching
+row, ~0.7 us each, and questions match ~9% of passages: 125 ms a query at 1M passages.
+
+The query side drops stopwords and question words ("why did we ...") that only add noise, and
+matches any remaining term, so a passage holding most of them ranks first without requiring all.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
-import sqlite3
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are aren't as at be because been before
@@ -24,7 +44,13 @@ STOPWORDS = frozenset(
     also just get got may might must shall will""".split()
 )
 
+K1, B = 1.2, 0.75  # FTS5's bm25() constants
+HEADING_WEIGHT = 2.0  # an occurrence in the title or heading path counts twice (measured: docs/quality.md)
+MAX_TF = 255  # occurrences stored per passage and column; BM25 saturates long before
+
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # unicode61: letters and digits; '_' separates
+_FILES = ("terms", "offsets", "rows", "tf", "lengths")
 
 
 def query_terms(query: str) -> list[str]:
@@ -38,30 +64,181 @@ def query_terms(query: str) -> list[str]:
     return list(seen)
 
 
-def fts_expression(query: str) -> str | None:
-    """An FTS5 MATCH expression ORing the quoted terms; None when nothing is searchable."""
-    terms = query_terms(query)
-    if not terms:
-        return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer  # PyStemmer: Snowball's C implementation of the original Porter algorithm
+
+    return Stemmer.Stemmer("porter")
 
 
-def lexical_search(
-    db: sqlite3.Connection, query: str, n: int, heading_weight: float = 2.0,
-    within: tuple[str, list] | None = None,
-) -> list[tuple[int, float]]:
-    """Top-n (chunk id, BM25 score), higher is better.
+def _fold(text: str) -> str:
+    text = text.lower()
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
-    `within` is an SQL SELECT of the chunk ids allowed (and its parameters): filters restrict the
-    matches before the top n are taken.
-    """
-    expression = fts_expression(query)
-    if expression is None:
-        return []
-    restrict, params = (f" AND rowid IN ({within[0]})", list(within[1])) if within else ("", [])
-    rows = db.execute(
-        "SELECT rowid, bm25(chunks_fts, ?, 1.0) AS rank FROM chunks_fts WHERE chunks_fts MATCH ?"
-        f"{restrict} ORDER BY rank LIMIT ?",
-        (heading_weight, expression, *params, n),
-    ).fetchall()
-    return [(int(row[0]), -float(row[1])) for row in rows]
+
+def tokens(text: str) -> list[str]:
+    """The indexed tokens of a text: lower-cased, diacritics removed, Porter-stemmed."""
+    return _stemmer().stemWords(_WORD.findall(_fold(text)))
+
+
+@lru_cache(maxsize=65536)
+def term_hash(token: str) -> int:
+    """A token's stable 64-bit name in the postings (the same in every process and shard)."""
+    return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+@dataclass
+class Postings:
+    """One shard's lexical index; row i is the shard's i-th chunk id in ascending order."""
+
+    terms: np.ndarray  # uint64 term hashes, ascending
+    offsets: np.ndarray  # int64, len(terms) + 1: term t's postings are [offsets[t], offsets[t+1])
+    rows: np.ndarray  # int32 row numbers, ascending within a term
+    tf: np.ndarray  # uint8 (postings, 2): occurrences in the heading, in the body
+    lengths: np.ndarray  # uint32 tokens per row, heading and body
+
+    @property
+    def row_count(self) -> int:
+        return len(self.lengths)
+
+    def span(self, term: int) -> tuple[int, int]:
+        i = int(np.searchsorted(self.terms, np.uint64(term)))
+        if i < len(self.terms) and int(self.terms[i]) == term:
+            return int(self.offsets[i]), int(self.offsets[i + 1])
+        return 0, 0
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir()
+        for name in _FILES:
+            np.save(folder / f"{name}.npy", getattr(self, name))
+
+    @classmethod
+    def load(cls, folder: Path) -> "Postings":
+        """Memory-mapped: start-up reads nothing, and a query touches only its terms' postings."""
+        return cls(**{name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _FILES})
+
+
+def build_postings(passages: Iterable[tuple[str, str]]) -> Postings:
+    """Postings of (heading, body) passages, row i being the i-th passage."""
+    vocabulary: dict[str, int] = {}
+    term_ids: list[list[int]] = []
+    heading_sizes: list[int] = []
+    for heading, body in passages:
+        head = tokens(heading)
+        term_ids.append([vocabulary.setdefault(t, len(vocabulary)) for t in head + tokens(body)])
+        heading_sizes.append(len(head))
+    count = len(term_ids)
+    sizes = np.fromiter(map(len, term_ids), dtype=np.int64, count=count)
+    # Term numbers in the order of their hashes, so postings come out sorted by hash, then row.
+    hashes = np.fromiter(map(term_hash, vocabulary), dtype=np.uint64, count=len(vocabulary))
+    by_hash = np.argsort(hashes)
+    rank = np.empty(len(by_hash), dtype=np.int64)
+    rank[by_hash] = np.arange(len(by_hash))
+    flat = rank[np.fromiter(chain.from_iterable(term_ids), dtype=np.int64, count=int(sizes.sum()))]
+    row = np.repeat(np.arange(count, dtype=np.int64), sizes)
+    position = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    in_body = position >= np.repeat(np.asarray(heading_sizes, dtype=np.int64), sizes)
+    # One key per (term, row, column); counting equal keys gives the occurrences.
+    keys, counts = np.unique((flat * max(count, 1) + row) * 2 + in_body, return_counts=True)
+    pairs, column = keys >> 1, keys & 1
+    first = np.ones(len(pairs), dtype=bool)
+    first[1:] = pairs[1:] != pairs[:-1]
+    tf = np.zeros((int(first.sum()), 2), dtype=np.uint8)
+    tf[np.cumsum(first) - 1, column] = np.minimum(counts, MAX_TF)
+    term_of, row_of = np.divmod(pairs[first], max(count, 1))
+    return Postings(
+        terms=hashes[by_hash],
+        offsets=np.append(np.searchsorted(term_of, np.arange(len(by_hash))), len(term_of)).astype(np.int64),
+        rows=row_of.astype(np.int32),
+        tf=tf,
+        lengths=(sizes.astype(np.uint32)),
+    )
+
+
+class LexicalIndex:
+    """The postings of all shards of a snapshot, with the corpus statistics BM25 needs."""
+
+    def __init__(self, shards: Sequence[Postings], shard_ids: Sequence[np.ndarray]):
+        self.shards = list(shards)
+        self.shard_ids = list(shard_ids)  # chunk ids of each shard's rows, ascending
+        self.total = sum(p.row_count for p in self.shards)
+        tokens_total = sum(int(p.lengths.sum(dtype=np.int64)) for p in self.shards)
+        average = tokens_total / self.total if self.total else 1.0
+        # The length normalization of each row, fixed for the snapshot's life.
+        self._norms = [(K1 * (1 - B + B * p.lengths / max(average, 1e-9))).astype(np.float32) for p in self.shards]
+
+    def _terms(self, query: str) -> list[int]:
+        hashes: dict[int, None] = {}
+        for word in query_terms(query):
+            for token in tokens(word):
+                hashes.setdefault(term_hash(token), None)
+        return list(hashes)
+
+    def _allowed_rows(self, allowed: np.ndarray | None) -> list[np.ndarray | None]:
+        if allowed is None:
+            return [None] * len(self.shards)
+        allowed = np.asarray(allowed, dtype=np.int64)
+        out = []
+        for ids in self.shard_ids:
+            pos = np.minimum(np.searchsorted(ids, allowed), max(len(ids) - 1, 0))
+            out.append(pos[ids[pos] == allowed] if len(ids) else np.empty(0, np.int64))
+        return out
+
+    def idf(self, term: int) -> float:
+        df = sum(b - a for a, b in (p.span(term) for p in self.shards))
+        value = math.log((self.total - df + 0.5) / (df + 0.5))
+        return value if value > 0 else 1e-6  # as FTS5: a term in most passages still counts a little
+
+    def search(
+        self, query: str, n: int, allowed: np.ndarray | None = None, heading_weight: float = HEADING_WEIGHT
+    ) -> list[tuple[int, float]]:
+        """Top-n (chunk id, BM25 score), higher is better; only among the `allowed` chunk ids when given,
+        so filters restrict the matches before the top n are taken."""
+        terms = self._terms(query)
+        if not terms or n <= 0:
+            return []
+        idfs = [self.idf(t) for t in terms]
+        found: list[tuple[int, float]] = []
+        for postings, ids, norms, rows_allowed in zip(self.shards, self.shard_ids, self._norms, self._allowed_rows(allowed)):
+            scores = np.zeros(postings.row_count, dtype=np.float32)
+            for term, idf in zip(terms, idfs):
+                a, b = postings.span(term)
+                if a == b:
+                    continue
+                rows, tf = postings.rows[a:b], postings.tf[a:b]
+                f = heading_weight * tf[:, 0].astype(np.float32) + tf[:, 1]
+                scores[rows] += np.float32(idf * (K1 + 1)) * f / (f + norms[rows])
+            candidates = np.flatnonzero(scores) if rows_allowed is None else rows_allowed[scores[rows_allowed] > 0]
+            if len(candidates) > n:
+                candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
+            found.extend(zip(ids[candidates].tolist(), scores[candidates].tolist()))
+        found.sort(key=lambda pair: (-pair[1], pair[0]))
+        return found[:n]
+
+    def document_frequencies(self, words: Sequence[str], allowed: np.ndarray | None = None) -> dict[str, int]:
+        """Passages holding each word (after the index's analysis; a word that analyses to several
+        tokens counts passages holding all of them); with `allowed`, only among those chunk ids, so a
+        reader's answer confidence owes nothing to documents they may not read."""
+        masks = []
+        for postings, rows_allowed in zip(self.shards, self._allowed_rows(allowed)):
+            mask = None
+            if rows_allowed is not None:
+                mask = np.zeros(postings.row_count, dtype=bool)
+                mask[rows_allowed] = True
+            masks.append(mask)
+        counts: dict[str, int] = {}
+        for word in words:
+            hashes = [term_hash(t) for t in tokens(word)]
+            total = 0
+            for postings, mask in zip(self.shards, masks):
+                held: np.ndarray | None = None
+                for h in hashes:
+                    a, b = postings.span(h)
+                    rows = np.asarray(postings.rows[a:b])
+                    held = rows if held is None else np.intersect1d(held, rows, assume_unique=True)
+                if held is not None:
+                    total += int(mask[held].sum()) if mask is not None else len(held)
+            counts[word] = total
+        return counts

@@ -13,12 +13,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .answer import AnswerParams, extract_answer, passage_evidence, rarity_weights, supporting_span
-from .filters import groups_sql
 from .gaps import distinct_questions, find_gaps
 from .lexical import query_terms
 from .llm import ChatClient, LLMError, build_messages, cited_answer
 from .querylog import FILENAME, QueryLog, QueryLogUnavailable
-from .termstats import document_frequencies
 from .types import Answer, AskResult, Citation, GapReport, Hit, SearchFilters, SearchResult
 
 if TYPE_CHECKING:
@@ -86,15 +84,11 @@ class QuestionAnswering:
     def _weights(self, query: str, readable: tuple[str, ...] | None = None) -> dict[str, float]:
         """Rarity of the query's words; with `readable` (the reader's groups) counted among the
         passages those groups may read only, so confidence reveals nothing of the others."""
-        snapshot = self.service.retriever.snapshot
+        retriever = self.service.retriever
         terms = query_terms(query)
-        if readable is None:
-            total = int(snapshot.manifest.get("counts", {}).get("chunks", 0))
-            return rarity_weights(terms, document_frequencies(snapshot.db, terms), total)
-        where, params = groups_sql(readable)
-        within = (f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params)
-        (total,) = snapshot.db.execute(f"SELECT COUNT(*) FROM ({within[0]})", params).fetchone()
-        return rarity_weights(terms, document_frequencies(snapshot.db, terms, within), int(total))
+        allowed = retriever.allowed(SearchFilters(groups=readable)) if readable is not None else None
+        total = retriever.snapshot.lexical.total if allowed is None else len(allowed)
+        return rarity_weights(terms, retriever.snapshot.lexical.document_frequencies(terms, allowed), total)
 
     def _extract(self, query: str, hits: Sequence[Hit], weights: dict[str, float]) -> Answer:
         params = AnswerParams(self.settings.answer_threshold, self.settings.answer_passages,

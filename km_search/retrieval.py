@@ -12,10 +12,9 @@ import numpy as np
 from .embedding import Embedder
 from .rerank import Reranker
 from .fusion import convex_combination, reciprocal_rank_fusion
-from .lexical import lexical_search
 from .settings import Settings
 from .snippets import snippet
-from .store import Snapshot, filtered_chunks_sql, meta_from_row
+from .store import Snapshot, meta_from_row
 from .types import Hit, SearchFilters, SearchResult
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -73,10 +72,9 @@ class Retriever:
         allowed = self.allowed(filters)
         if allowed is not None and not len(allowed):
             return []
-        within = filtered_chunks_sql(filters)
         query_vector = self.embedder.encode_query(query) if mode != "lexical" else None
         dense = self.snapshot.dense_search(query_vector, n, allowed) if query_vector is not None else []
-        lexical = lexical_search(self.snapshot.db, query, n, within=within) if mode != "dense" else []
+        lexical = self.snapshot.lexical.search(query, n, allowed) if mode != "dense" else []
         fused = self._fuse(dense, lexical, mode)
         if mode == "hybrid" and settings.feedback_passages and fused:
             # Rocchio feedback on the dense side: the best fused passages say what the query means

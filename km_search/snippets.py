@@ -4,28 +4,35 @@ from __future__ import annotations
 
 import html
 import re
+from itertools import accumulate
 
 from .lexical import query_terms
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def _matches(word: str, terms: list[str]) -> bool:
-    """Prefix match approximates stemming: 'deploy' marks 'deployment' and 'deploys'."""
-    w = word.lower()
-    return any(w == t or (len(t) >= 4 and w.startswith(t[: max(4, len(t) - 2)])) for t in terms)
+def _matcher(terms: list[str]):
+    """Whether a lower-cased word matches a term; a prefix match approximates stemming: 'deploy'
+    marks 'deployment' and 'deploys'. One regular expression for all terms: snippets are made for
+    every hit of every search."""
+    if not terms:
+        return lambda word: False
+    pattern = re.compile("|".join(re.escape(t[: max(4, len(t) - 2)]) + r"\w*" if len(t) >= 4 else re.escape(t)
+                                  for t in terms))
+    return lambda word: pattern.fullmatch(word) is not None
 
 
 def snippet(text: str, query: str, max_words: int = 40) -> str:
     """HTML-safe excerpt of `text` around the best cluster of query terms, matches in <mark>."""
-    terms = query_terms(query)
+    matches = _matcher(query_terms(query))
     words = list(_WORD.finditer(text))
     if not words:
         return html.escape(text[:300])
-    hit = [_matches(m.group(), terms) for m in words]
+    hit = [matches(m.group().lower()) for m in words]
+    before = list(accumulate(hit, initial=0))  # before[i]: matches among the first i words
     best_start, best_count = 0, -1
     for start in range(0, max(1, len(words) - max_words + 1)):
-        count = sum(hit[start : start + max_words])
+        count = before[min(len(words), start + max_words)] - before[start]
         if count > best_count:
             best_start, best_count = start, count
     end_index = min(len(words), best_start + max_words) - 1

@@ -3,10 +3,11 @@
     indexes/<name>/
         CURRENT                       name of the published snapshot (replaced atomically)
         snapshots/<id>/manifest.json  model, dimension, chunking, counts, shards
-        snapshots/<id>/chunks.sqlite  documents, chunks and the FTS5 lexical index (WAL)
+        snapshots/<id>/chunks.sqlite  documents, chunks, people (WAL)
         snapshots/<id>/shard-0000.faiss        the dense index of a shard (ann.py); FAISS ids are chunk ids
         snapshots/<id>/shard-0000.ids.npy      its chunk ids, ascending
         snapshots/<id>/shard-0000.vectors.npy  their vectors (float32), memory-mapped when read
+        snapshots/<id>/shard-0000.bm25/        the lexical postings of the same rows (lexical.py)
         .ingest.lock                  held by the one ingest that may write this index at a time
         .readers/<pid>                the snapshots a serving process still reads (kept by GC)
 
@@ -15,7 +16,8 @@ changed documents are replaced in place (keeping their ids, so links stay valid)
 removed rows are hard-linked, not rewritten, so an update costs what changed.
 
 Format 3 added the documents' groups (access control), ingest root, modification time and metadata
-fingerprint (incremental ingest) and the raw vectors beside each shard; older snapshots are refused
+fingerprint (incremental ingest) and the raw vectors beside each shard; format 4 replaced the FTS5
+table with BM25 postings per shard; older snapshots are refused
 with a message to rebuild (`km ingest`), which is always safe: snapshots are derived from the documents.
 
 A crash before `publish()` leaves only an unfinished folder that the next run deletes; the
@@ -42,10 +44,11 @@ import numpy as np
 from . import ann
 from .errors import IndexMismatch, IndexNotFound, KmError
 from .filters import filter_sql
+from .lexical import LexicalIndex, Postings, build_postings
 from .people import fold, is_bot, normalize_email, parse_person, person_key
 from .types import Chunk, Document, DocumentMeta, SearchFilters
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 DATABASE = "chunks.sqlite"
 CURRENT = "CURRENT"
@@ -100,9 +103,6 @@ CREATE TABLE people (
 );
 CREATE INDEX people_doc ON people(doc_id);
 CREATE INDEX people_key ON people(key);
-CREATE VIRTUAL TABLE chunks_fts USING fts5(
-    heading, body, tokenize = 'porter unicode61 remove_diacritics 2'
-);
 """
 
 
@@ -257,7 +257,6 @@ class SnapshotWriter:
     def _drop_chunks(self, doc_id: int) -> None:
         ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
         self._removed.update(ids)
-        self.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
         self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         self.db.execute("DELETE FROM people WHERE doc_id = ?", (doc_id,))
 
@@ -307,10 +306,6 @@ class SnapshotWriter:
                  chunk.page, chunk.anchor),
             ).lastrowid
             ids.append(chunk_id)
-            heading = " ".join([chunk.title, *chunk.heading_path])
-            self.db.execute(
-                "INSERT INTO chunks_fts (rowid, heading, body) VALUES (?,?,?)", (chunk_id, heading, chunk.text)
-            )
         if len(chunks):
             self.dimension = int(vectors.shape[1])
             self._pending_ids.append(np.asarray(ids, dtype=np.int64))
@@ -335,6 +330,19 @@ class SnapshotWriter:
         self.db.execute("UPDATE documents SET status = 'Superseded', extra = ? WHERE id = ?",
                         (json.dumps(extra, sort_keys=True), doc_id))
 
+    def _passages(self, ids: np.ndarray) -> list[tuple[str, str]]:
+        """(heading, body) of these chunk ids, ascending: what the lexical index holds of each (the
+        heading being the document title and the passage's heading path)."""
+        rows = self.db.execute(
+            "SELECT c.id, d.title, c.heading_path, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id"
+            " WHERE c.id BETWEEN ? AND ? ORDER BY c.id", (int(ids[0]), int(ids[-1])),
+        )
+        wanted = set(ids.tolist())
+        passages = [(" ".join([title, *json.loads(path)]), text) for cid, title, path, text in rows if cid in wanted]
+        if len(passages) != len(ids):
+            raise KmError(f"snapshot {self.snapshot_id}: {len(ids) - len(passages)} vectors have no passage")
+        return passages
+
     def _write_shard(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         stem = f"shard-{len(self.shards):04d}"
         options = self.index_options(len(ids))
@@ -342,15 +350,20 @@ class SnapshotWriter:
         np.save(self.folder / f"{stem}.ids.npy", index.ids)
         np.save(self.folder / f"{stem}.vectors.npy", index.vectors)
         ann.write_index(index, self.folder / f"{stem}.faiss")
+        build_postings(self._passages(index.ids)).save(self.folder / f"{stem}.bm25")
         self.shards.append({"file": f"{stem}.faiss", "ids": f"{stem}.ids.npy", "vectors": f"{stem}.vectors.npy",
-                            "rows": int(len(ids)), "min_id": int(ids.min()), "max_id": int(ids.max()), "ann": options})
+                            "bm25": f"{stem}.bm25", "rows": int(len(ids)), "min_id": int(ids.min()),
+                            "max_id": int(ids.max()), "ann": options})
 
     def _link_shard(self, shard: dict[str, Any]) -> None:
         stem = f"shard-{len(self.shards):04d}"
         names = {"file": f"{stem}.faiss", "ids": f"{stem}.ids.npy", "vectors": f"{stem}.vectors.npy"}
         for key, name in names.items():
             os.link(self.base / shard[key], self.folder / name)  # same file system: no copy
-        self.shards.append({**shard, **names})
+        (self.folder / f"{stem}.bm25").mkdir()
+        for file in (self.base / shard["bm25"]).iterdir():
+            os.link(file, self.folder / f"{stem}.bm25" / file.name)
+        self.shards.append({**shard, **names, "bm25": f"{stem}.bm25"})
 
     def _build_shards(self) -> None:
         """Carry the base's shards over (linked when untouched, rewritten without removed rows), then
@@ -402,9 +415,12 @@ class SnapshotWriter:
         )
         if self.dimension is not None:
             self.manifest["model"] = {**self.manifest.get("model", {}), "dimension": self.dimension}
-        for file in self.folder.iterdir():  # on disk before the snapshot is published, even if power fails
-            with open(file, "rb") as f:
-                os.fsync(f.fileno())
+        for file in self.folder.rglob("*"):  # on disk before the snapshot is published, even if power fails
+            if file.is_file():
+                with open(file, "rb") as f:
+                    os.fsync(f.fileno())
+            else:
+                _fsync_dir(file)
         _write_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=2))
         final = self.snapshots / self.snapshot_id
         os.replace(self.folder, final)
@@ -513,6 +529,7 @@ class Snapshot:
     path: Path
     manifest: dict[str, Any]
     shards: list[ann.ShardIndex] = field(default_factory=list)  # with ascending ids and memory-mapped vectors
+    lexical: LexicalIndex = field(default_factory=lambda: LexicalIndex([], []))  # BM25 over the same rows
     _local: threading.local = field(default_factory=threading.local)
 
     @classmethod
@@ -528,7 +545,9 @@ class Snapshot:
             )
         shards = [ann.read_index(path / s["file"], ann.open_vectors(path / s["vectors"]), np.load(path / s["ids"]))
                   for s in manifest.get("shards", [])]
-        return cls(path=path, manifest=manifest, shards=shards)
+        lexical = LexicalIndex([Postings.load(path / s["bm25"]) for s in manifest.get("shards", [])],
+                               [shard.ids for shard in shards])
+        return cls(path=path, manifest=manifest, shards=shards, lexical=lexical)
 
     @property
     def db(self) -> sqlite3.Connection:

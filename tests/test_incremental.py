@@ -146,10 +146,14 @@ def test_untouched_shards_are_linked_not_rewritten(corpus):
         second = _run(docs, settings, embedder)
     finally:
         store.SnapshotWriter.__init__ = original
-    old = settings.index_path("t") / "snapshots" / first.snapshot / "shard-0000.faiss"
-    new = settings.index_path("t") / "snapshots" / second.snapshot / "shard-0000.faiss"
-    assert old.stat().st_ino == new.stat().st_ino  # the same file: a hard link, no copy
-    assert len(Snapshot.open(settings.index_path("t")).shards) == 2
+    for name in ("shard-0000.faiss", "shard-0000.vectors.npy", "shard-0000.bm25/rows.npy"):
+        old = settings.index_path("t") / "snapshots" / first.snapshot / name
+        new = settings.index_path("t") / "snapshots" / second.snapshot / name
+        assert old.stat().st_ino == new.stat().st_ino, name  # the same file: a hard link, no copy
+    snapshot = Snapshot.open(settings.index_path("t"))
+    assert len(snapshot.shards) == 2 and snapshot.lexical.total == sum(s.ntotal for s in snapshot.shards)
+    (best, _), *_ = snapshot.lexical.search("yaks", 5)  # the new shard's postings are searched
+    assert snapshot.chunk_rows([best])[best]["doc_path"] == "extra.md"
 
 
 def test_garbage_collection_keeps_what_a_server_still_reads(corpus):
