@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     ann_exact_rows: int = Field(
         50_000, ge=0,
         description="Shards up to this many passages get an exact flat index; larger ones an IVF index with "
-        "8-bit codes whose candidates are rescored exactly (docs/performance.md).",
+        "4-bit fast-scan codes whose candidates are rescored exactly (docs/performance.md).",
     )
     ann_nprobe: int = Field(
         0, ge=0, description="IVF lists searched per query; 0 picks the measured default for the shard size."

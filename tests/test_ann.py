@@ -6,7 +6,7 @@ import pytest
 from km_search import ann
 
 
-def unit(rows: int, seed: int = 0, d: int = 32) -> np.ndarray:
+def unit(rows: int, seed: int = 0, d: int = 128) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = rng.standard_normal((20, d)).astype(np.float32)
     x = centers[rng.integers(0, 20, rows)] + 0.5 * rng.standard_normal((rows, d)).astype(np.float32)
@@ -32,13 +32,17 @@ def test_options_pick_flat_while_small_and_ivf_beyond():
     settings = SimpleNamespace(ann_exact_rows=50_000, ann_nprobe=0)
     assert ann.options(settings, 50_000) == {"kind": "flat"}
     big = ann.options(settings, 1_000_000)
-    assert big["kind"] == "ivf_sq8" and big["nlist"] == 4096 and 1 <= big["nprobe"] <= big["nlist"]
+    assert big["kind"] == "ivf_pq4" and big["nlist"] == 4096 and 1 <= big["nprobe"] <= big["nlist"]
     assert ann.options(SimpleNamespace(ann_exact_rows=0, ann_nprobe=7), 100_000)["nprobe"] == 7
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf_sq8"])
+@pytest.mark.parametrize("kind", ["flat", "ivf_sq8", "ivf_pq4"])
 def test_search_returns_exact_cosines_and_the_true_neighbours(data, kind, tmp_path):
     vectors, ids, queries = data
+    if kind == "ivf_pq4":  # 4-bit codes rank well what is near the query, as questions are to their passages
+        rng = np.random.default_rng(5)
+        near = vectors[rng.integers(0, len(vectors), 20)] + 0.3 * rng.standard_normal((20, vectors.shape[1]))
+        queries = (near / np.linalg.norm(near, axis=1, keepdims=True)).astype(np.float32)
     opts = {"kind": kind, "nlist": 32, "nprobe": 32}
     built = ann.build_index(vectors, ids, opts)
     path = tmp_path / "shard-0000.faiss"
@@ -54,9 +58,10 @@ def test_search_returns_exact_cosines_and_the_true_neighbours(data, kind, tmp_pa
         assert all(abs(score - by_id[i]) < 1e-5 for i, score in found)
 
 
-def test_allowed_ids_are_honoured_small_and_large(data):
+@pytest.mark.parametrize("kind", ["ivf_sq8", "ivf_pq4"])
+def test_allowed_ids_are_honoured_small_and_large(data, kind):
     vectors, ids, queries = data
-    index = ann.build_index(vectors, ids, {"kind": "ivf_sq8", "nlist": 32, "nprobe": 32})
+    index = ann.build_index(vectors, ids, {"kind": kind, "nlist": 32, "nprobe": 32})
     rng = np.random.default_rng(3)
     few = rng.choice(ids, 5, replace=False)
     found = ann.search(index, queries[0], 10, allowed=few)

@@ -38,6 +38,23 @@ def test_sizes_parse(bench, monkeypatch):
     assert bench.size_name(1_000_000) == "1M" and bench.size_name("100000") == "100k"
 
 
+def test_shaped_synthetic_vectors_look_like_the_sample_they_are_shaped_on(bench):
+    rng = np.random.default_rng(0)
+    sample = rng.standard_normal((4000, 16)) * np.geomspace(1.0, 0.02, 16) + 0.4  # a mean, few strong directions
+    sample = (sample / np.linalg.norm(sample, axis=1, keepdims=True)).astype(np.float32)
+    shape = bench.shape_of(sample)
+    shaped, isotropic = bench.synthetic_vectors(4000, shape), bench.synthetic_vectors(4000, d=16)
+    assert shaped.shape == (4000, 16) and np.allclose(np.linalg.norm(shaped, axis=1), 1.0, atol=1e-5)
+
+    def pair_cosine(v):
+        a, b = rng.integers(0, len(v), (2, 2000))
+        return float(np.median((v[a] * v[b]).sum(axis=1)))
+
+    assert abs(pair_cosine(shaped) - pair_cosine(sample)) < 0.15 < abs(pair_cosine(isotropic) - pair_cosine(sample))
+    queries = bench.synthetic_queries(shaped, 50, shape)
+    assert np.median((queries @ shaped.T).max(axis=1)) > 0.5  # every question has a close passage
+
+
 def test_exact_top_and_recall(bench):
     vectors = bench.synthetic_vectors(3000, d=16)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
