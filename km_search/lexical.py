@@ -148,13 +148,38 @@ def build_postings(passages: Iterable[tuple[str, str]]) -> Postings:
     tf = np.zeros((int(first.sum()), 2), dtype=np.uint8)
     tf[np.cumsum(first) - 1, column] = np.minimum(counts, MAX_TF)
     term_of, row_of = np.divmod(pairs[first], max(count, 1))
-    return Postings(
-        terms=hashes[by_hash],
-        offsets=np.append(np.searchsorted(term_of, np.arange(len(by_hash))), len(term_of)).astype(np.int64),
-        rows=row_of.astype(np.int32),
-        tf=tf,
-        lengths=(sizes.astype(np.uint32)),
-    )
+    return _from_sorted(hashes[by_hash][term_of], row_of, tf, sizes)
+
+
+def join_postings(parts: Sequence[tuple[Postings, np.ndarray | None]]) -> Postings:
+    """One shard's postings from parts laid end to end (each part's rows after the previous parts'),
+    each keeping only the rows its mask marks (None: all). What an incremental ingest does to a
+    shard that lost rows or gained new ones, without analysing its passages again."""
+    terms, rows, tfs, lengths = [], [], [], []
+    offset = 0
+    for postings, keep in parts:
+        term_of = np.repeat(np.asarray(postings.terms), np.diff(postings.offsets))
+        row_of, tf, length = np.asarray(postings.rows), np.asarray(postings.tf), np.asarray(postings.lengths)
+        if keep is not None:
+            held = keep[row_of]
+            term_of, row_of, tf, length = term_of[held], (np.cumsum(keep) - 1)[row_of[held]], tf[held], length[keep]
+        terms.append(term_of)
+        rows.append(row_of.astype(np.int64) + offset)
+        tfs.append(tf)
+        lengths.append(length)
+        offset += len(length)
+    all_terms = np.concatenate(terms) if terms else np.empty(0, np.uint64)
+    order = np.argsort(all_terms, kind="stable")  # by term; rows stay ascending within a term
+    return _from_sorted(all_terms[order], np.concatenate(rows)[order] if rows else np.empty(0, np.int64),
+                        np.concatenate(tfs)[order] if tfs else np.empty((0, 2), np.uint8),
+                        np.concatenate(lengths) if lengths else np.empty(0, np.uint32))
+
+
+def _from_sorted(terms: np.ndarray, rows: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> Postings:
+    """Postings from one entry per (term, row), sorted by term hash, then row."""
+    unique, starts = np.unique(terms, return_index=True)
+    return Postings(terms=unique.astype(np.uint64), offsets=np.append(starts, len(terms)).astype(np.int64),
+                    rows=rows.astype(np.int32), tf=tf.astype(np.uint8), lengths=lengths.astype(np.uint32))
 
 
 class LexicalIndex:

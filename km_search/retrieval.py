@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -18,6 +21,11 @@ from .store import Snapshot, meta_from_row
 from .types import Hit, SearchFilters, SearchResult
 
 Mode = Literal["hybrid", "dense", "lexical"]
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="km-lexical")
 
 
 def feedback_vector(query: np.ndarray, passages: np.ndarray, query_weight: float) -> np.ndarray:
@@ -72,9 +80,12 @@ class Retriever:
         allowed = self.allowed(filters)
         if allowed is not None and not len(allowed):
             return []
+        # The lexical side needs no embedding: it runs on another core while the query is embedded
+        # and the dense index searched (numpy, FAISS and OpenVINO release the GIL).
+        pending = _pool().submit(self.snapshot.lexical.search, query, n, allowed) if mode != "dense" else None
         query_vector = self.embedder.encode_query(query) if mode != "lexical" else None
         dense = self.snapshot.dense_search(query_vector, n, allowed) if query_vector is not None else []
-        lexical = self.snapshot.lexical.search(query, n, allowed) if mode != "dense" else []
+        lexical = pending.result() if pending is not None else []
         fused = self._fuse(dense, lexical, mode)
         if mode == "hybrid" and settings.feedback_passages and fused:
             # Rocchio feedback on the dense side: the best fused passages say what the query means

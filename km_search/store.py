@@ -44,7 +44,7 @@ import numpy as np
 from . import ann
 from .errors import IndexMismatch, IndexNotFound, KmError
 from .filters import filter_sql
-from .lexical import LexicalIndex, Postings, build_postings
+from .lexical import LexicalIndex, Postings, build_postings, join_postings
 from .people import fold, is_bot, normalize_email, parse_person, person_key
 from .types import Chunk, Document, DocumentMeta, SearchFilters
 
@@ -343,14 +343,18 @@ class SnapshotWriter:
             raise KmError(f"snapshot {self.snapshot_id}: {len(ids) - len(passages)} vectors have no passage")
         return passages
 
-    def _write_shard(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def _write_shard(self, ids: np.ndarray, vectors: np.ndarray, postings: Postings | None = None) -> None:
+        """A new shard of these rows (ids ascending); its postings are built from the database
+        unless the caller carries them over."""
         stem = f"shard-{len(self.shards):04d}"
         options = self.index_options(len(ids))
         index = ann.build_index(vectors, ids, options)
         np.save(self.folder / f"{stem}.ids.npy", index.ids)
         np.save(self.folder / f"{stem}.vectors.npy", index.vectors)
         ann.write_index(index, self.folder / f"{stem}.faiss")
-        build_postings(self._passages(index.ids)).save(self.folder / f"{stem}.bm25")
+        if postings is not None and postings.row_count != len(ids):
+            raise KmError(f"snapshot {self.snapshot_id}: {postings.row_count} lexical rows for {len(ids)} vectors")
+        (postings or build_postings(self._passages(index.ids))).save(self.folder / f"{stem}.bm25")
         self.shards.append({"file": f"{stem}.faiss", "ids": f"{stem}.ids.npy", "vectors": f"{stem}.vectors.npy",
                             "bm25": f"{stem}.bm25", "rows": int(len(ids)), "min_id": int(ids.min()),
                             "max_id": int(ids.max()), "ann": options})
@@ -367,8 +371,9 @@ class SnapshotWriter:
 
     def _build_shards(self) -> None:
         """Carry the base's shards over (linked when untouched, rewritten without removed rows), then
-        put the new rows in the last shard while it has room, else in new shards."""
-        carried: list[tuple[np.ndarray, np.ndarray] | dict[str, Any]] = []
+        put the new rows in the last shard while it has room, else in new shards. Chunk ids only grow,
+        so new rows sort after every carried one, and carried postings are joined, not rebuilt."""
+        carried: list[tuple[np.ndarray, np.ndarray, Postings | None] | dict[str, Any]] = []
         if self.base is not None:
             base_manifest = json.loads((self.base / MANIFEST).read_text(encoding="utf-8"))
             for shard in base_manifest.get("shards", []):
@@ -378,7 +383,8 @@ class SnapshotWriter:
                     carried.append(shard)
                 elif keep.any():
                     vectors = np.load(self.base / shard["vectors"], mmap_mode="r")
-                    carried.append((ids[keep], np.asarray(vectors[keep])))
+                    postings = join_postings([(Postings.load(self.base / shard["bm25"]), keep)])
+                    carried.append((ids[keep], np.asarray(vectors[keep]), postings))
             self.dimension = self.dimension or base_manifest.get("model", {}).get("dimension")
         new_ids = np.concatenate(self._pending_ids) if self._pending_ids else np.empty(0, np.int64)
         new_vectors = np.concatenate(self._pending_vectors) if self._pending_vectors else None
@@ -387,11 +393,13 @@ class SnapshotWriter:
             last_rows = last["rows"] if isinstance(last, dict) else len(last[0])
             if last_rows + len(new_ids) <= self.shard_rows:
                 if isinstance(last, dict):
-                    last = (np.load(self.base / last["ids"]), np.load(self.base / last["vectors"]))
-                carried[-1] = (np.concatenate([last[0], new_ids]), np.concatenate([last[1], new_vectors]))
+                    last = (np.load(self.base / last["ids"]), np.load(self.base / last["vectors"]),
+                            Postings.load(self.base / last["bm25"]))
+                postings = join_postings([(last[2], None), (build_postings(self._passages(new_ids)), None)])
+                carried[-1] = (np.concatenate([last[0], new_ids]), np.concatenate([last[1], new_vectors]), postings)
                 new_ids = new_ids[:0]
         for start in range(0, len(new_ids), self.shard_rows):
-            carried.append((new_ids[start : start + self.shard_rows], new_vectors[start : start + self.shard_rows]))
+            carried.append((new_ids[start : start + self.shard_rows], new_vectors[start : start + self.shard_rows], None))
         for item in carried:
             if isinstance(item, dict):
                 self._link_shard(item)

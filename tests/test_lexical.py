@@ -4,7 +4,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from km_search.lexical import LexicalIndex, Postings, build_postings, query_terms, tokens
+from km_search.lexical import LexicalIndex, Postings, build_postings, join_postings, query_terms, tokens
 from km_search.snippets import snippet
 
 
@@ -128,3 +128,15 @@ def test_snippet_window_is_the_densest_and_marks_stem_prefixes():
         best = max(sum(w in {"deploy", "deployment", "deploys", "cat", "vpn"} for w in all_words[i : i + 10])
                    for i in range(max(1, len(all_words) - 9)))
         assert len(marked) == best and len(window) == min(10, len(all_words))
+
+
+def test_joined_postings_equal_postings_built_from_scratch():
+    """An incremental ingest drops removed rows and appends new ones without analysing old passages."""
+    old, new = random_corpus(60, seed=4), random_corpus(25, seed=5)
+    keep = np.ones(len(old), dtype=bool)
+    keep[[0, 7, 8, 30, 59]] = False
+    joined = join_postings([(build_postings(old), keep), (build_postings(new), None)])
+    scratch = build_postings([p for p, k in zip(old, keep) if k] + new)
+    for name in ("terms", "offsets", "rows", "tf", "lengths"):
+        assert np.array_equal(getattr(joined, name), getattr(scratch, name)), name
+    assert getattr(joined, "rows").dtype == np.int32 and joined.tf.dtype == np.uint8
