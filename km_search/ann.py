@@ -6,9 +6,9 @@ Kept apart from the snapshot layout (store.py) so the index kind can change with
   to stay fast (KM_ANN_EXACT_ROWS);
 - `ivf_pq4` (the default beyond): an inverted file of 4-bit product-quantized codes scanned with
   FAISS' SIMD "fast scan" (d/4 sub-quantizers: 48 bytes a 384-d passage, ~56 with its id). The
-  lists nearest the query are scanned, and the best `REFINE[kind]` x n candidates are rescored
-  exactly against the shard's raw float32 vectors (`shard-NNNN.vectors.npy`, memory-mapped: only
-  the rows rescored are read), so scores are exact cosines like the flat index's and recall@10
+  lists nearest the query are scanned, and the best `REFINE[kind]` x max(n, 100) candidates are
+  rescored exactly against the shard's raw float32 vectors (`shard-NNNN.vectors.npy`, memory-mapped:
+  only the rows rescored are read), so scores are exact cosines like the flat index's and recall@10
   against exact search is >= 0.98 (docs/performance.md);
 - `ivf_sq8`: the same with 8-bit scalar-quantized codes (~390 bytes a passage), the default before
   the fast-scan codes measured better; still built on request and read.
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 REFINE = {"ivf_sq8": 3, "ivf_pq4": 10}  # IVF candidates rescored exactly, per result asked for
-RESCORED_FOR = 100
+RESCORED_FOR = 100  # candidates are rescored as if at least this many results were asked
 EXACT_ALLOWED = 20_000  # an allowed set this small is scored exactly, without the index
 TRAIN_PER_LIST = 40  # k-means training points per list (FAISS warns below 39)
 
