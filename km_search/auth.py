@@ -1,9 +1,12 @@
 """Authentication at the HTTP edge: who is calling, as a Principal, for every route that reads or
 changes the index. `KM_AUTH` picks the mode:
 
-- `keys`: `Authorization: Bearer KEY`, a key made by `km keys create` (km_search/keys.py). GET
-  requests may carry the key in the `km_key` cookie instead, which the search page sets so that
-  plain links to the source viewer work.
+- `keys` (the default): `Authorization: Bearer KEY`, a key made by `km keys create`
+  (km_search/keys.py). GET requests may carry the key in the `km_key` cookie instead, which the
+  search page sets so that plain links to the source viewer work. Until the first key is created,
+  a caller on this machine (a loopback address, not relayed by a proxy) may read public documents
+  without one, as Redis' protected mode lets a fresh install answer local clients: `km serve` then
+  `curl localhost` works with no setup, and nothing restricted or administrative is reachable so.
 - `header`: an SSO reverse proxy authenticates and sends the user and groups in headers
   (KM_AUTH_USER_HEADER, KM_AUTH_GROUPS_HEADER); they are believed only from KM_TRUSTED_PROXIES,
   and a request from anywhere else that carries them is refused.
@@ -24,7 +27,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from .access import LOCAL, Principal, normalize_groups
+from .access import ANONYMOUS, LOCAL, Principal, normalize_groups
 from .keys import KeyStore
 from .ratelimit import RateLimiter, retry_after
 from .settings import Settings
@@ -34,6 +37,9 @@ __all__ = ["Authenticator", "Principal", "require_reader", "require_admin", "Rea
 log = logging.getLogger("km_search.auth")
 
 KEY_COOKIE = "km_key"
+
+# Headers a reverse proxy adds: a loopback peer that sends one is relaying someone else.
+_RELAYED = ("forwarded", "x-forwarded-for", "x-real-ip")
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `km keys create` (KM_AUTH=keys).")
 
@@ -70,6 +76,10 @@ class Authenticator:
             log.warning("KM_AUTH=none: NO AUTHENTICATION. Every caller is the local user and can read every "
                         "document, ingest and see analytics. Use it only on a single-user machine; set "
                         "KM_AUTH=keys or KM_AUTH=header anywhere else.")
+        elif self.mode == "keys" and self.keys is not None and self.keys.empty():
+            log.warning("KM_AUTH=keys and no API key exists yet (%s): callers on this machine may read public "
+                        "documents without a key, everyone else is refused. `km keys create` ends that.",
+                        self.settings.keys_path())
         elif self.mode == "keys":
             log.info("KM_AUTH=keys: API keys from %s (`km keys create` makes one)", self.settings.keys_path())
         else:
@@ -103,6 +113,8 @@ class Authenticator:
         key = credentials.credentials if credentials is not None else None
         if key is None and request.method in ("GET", "HEAD"):
             key = request.cookies.get(KEY_COOKIE)
+        if not key and self._local_before_first_key(request, peer):
+            return ANONYMOUS
         if not key:
             raise _refuse(401, "authentication required: send an API key as `Authorization: Bearer KEY` "
                           "(an admin creates one with `km keys create --role reader --groups ...`)")
@@ -110,6 +122,15 @@ class Authenticator:
         if principal is None:
             raise _refuse(401, "the API key is unknown or revoked: ask an admin for a valid one")
         return principal
+
+    def _local_before_first_key(self, request: Request, peer: str) -> bool:
+        """A caller on this machine, not relayed by a proxy, while no key exists (see the module doc)."""
+        try:
+            loopback = ipaddress.ip_address(peer).is_loopback
+        except ValueError:
+            return False
+        assert self.keys is not None
+        return loopback and not any(h in request.headers for h in _RELAYED) and self.keys.empty()
 
     def _from_headers(self, request: Request, peer: str) -> Principal:
         user_header, groups_header = self.settings.auth_user_header, self.settings.auth_groups_header

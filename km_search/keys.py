@@ -101,6 +101,10 @@ class KeyStore:
         )
         return key, KeyInfo(int(cur.lastrowid), name or f"{role} key", role, group_names, created, None, None)
 
+    def empty(self) -> bool:
+        """No key was ever created (a revoked key still counts: someone chose keys)."""
+        return self._db().execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is None
+
     def all(self) -> list[KeyInfo]:
         rows = self._db().execute("SELECT * FROM api_keys ORDER BY id").fetchall()
         return [self._info(r) for r in rows]

@@ -361,3 +361,28 @@ def test_source_paths_never_escape_the_ingest_root(tmp_path):
     assert confined_path(str(outside / "secret.txt"), "secret.txt", [str(root)]) is None
     assert confined_path(str(root / "sub" / "ok.md"), "sub/ok.md", []) is None
     assert confined_path(str(Path("/nonexistent/x.md")), "x.md", [str(root)]) is None
+
+
+# ---- before the first key -------------------------------------------------------------------------
+
+
+def test_before_the_first_key_this_machine_reads_public_documents_only(corpus, tmp_path):
+    """A fresh install answers local clients without setup (as Redis' protected mode); restricted
+    documents, admin routes, other machines and proxied requests still need a key, and the first key
+    ends the allowance."""
+    settings = Settings(index_dir=corpus.settings.index_dir, auth="keys", keys_file=tmp_path / "keys.sqlite",
+                        rate_limit=0)
+    with TestClient(create_app(settings, corpus.service), client=("127.0.0.1", 40000)) as local:
+        response = local.get("/search", params={"q": "zanzibar salary quokka", "k": 20})
+        assert response.status_code == 200
+        assert [h["doc_path"] for h in response.json()["hits"]] in ([], ["it/vpn.md"])  # public only
+        hits = local.get("/search", params={"q": "wireguard vpn client", "k": 5}).json()["hits"]
+        assert hits[0]["doc_path"] == "it/vpn.md"
+        assert local.get("/analytics/gaps").status_code == 403
+        assert local.get("/search", params={"q": "zanzibar"}, headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 401
+        KeyStore(settings.keys_path()).create("reader", "", "first")
+        assert local.get("/search", params={"q": "zanzibar"}).status_code == 401
+    with TestClient(create_app(Settings(index_dir=corpus.settings.index_dir, auth="keys", rate_limit=0,
+                                        keys_file=tmp_path / "other.sqlite"), corpus.service),
+                    client=("192.168.1.9", 40000)) as remote:
+        assert remote.get("/search", params={"q": "zanzibar"}).status_code == 401
