@@ -8,8 +8,8 @@ passage beyond that; statistics (passage count, mean length, document frequencie
 all shards, so a score does not depend on how the snapshot is sharded.
 
 Analysis and scoring are SQLite FTS5's, which this replaced (format 4): the 'porter unicode61
-remove_diacritics 2' tokens and FTS5's bm25() (k1 = 1.2, b = 0.75, heading occurrences weighted by
-`heading_weight`, passage length counted over both columns). FTS5 called bm25() once per matching
+remove_diacritics 2' tokens and FTS5's bm25() (heading occurrences weighted by `heading_weight`,
+passage length counted over both columns) with its k1 and b (K1, B below: measured, kept). FTS5 called bm25() once per matching
 row, ~0.7 us each, and questions match ~9% of passages: 125 ms a query at 1M passages.
 
 The query side drops stopwords and question words ("why did we ...") that only add noise, and
@@ -44,7 +44,10 @@ STOPWORDS = frozenset(
     also just get got may might must shall will""".split()
 )
 
-K1, B = 1.2, 0.75  # FTS5's bm25() constants
+# BM25's term-frequency saturation and length normalization: FTS5's. 0.9 / 0.4 (Anserini's) scored
+# better at passage level (hybrid nDCG@10 +0.4 / -0.1 / +2.6 points on the debian, python and django
+# sets) but worse end to end on two of three (docs/quality.md, "BM25 constants"), so these stay.
+K1, B = 1.2, 0.75
 HEADING_WEIGHT = 2.0  # an occurrence in the title or heading path counts twice (measured: docs/quality.md)
 MAX_TF = 255  # occurrences stored per passage and column; BM25 saturates long before
 
@@ -185,14 +188,17 @@ def _from_sorted(terms: np.ndarray, rows: np.ndarray, tf: np.ndarray, lengths: n
 class LexicalIndex:
     """The postings of all shards of a snapshot, with the corpus statistics BM25 needs."""
 
-    def __init__(self, shards: Sequence[Postings], shard_ids: Sequence[np.ndarray]):
+    def __init__(self, shards: Sequence[Postings], shard_ids: Sequence[np.ndarray],
+                 k1: float | None = None, b: float | None = None):
+        self.k1 = k1 = K1 if k1 is None else k1
+        b = B if b is None else b
         self.shards = list(shards)
         self.shard_ids = list(shard_ids)  # chunk ids of each shard's rows, ascending
         self.total = sum(p.row_count for p in self.shards)
         tokens_total = sum(int(p.lengths.sum(dtype=np.int64)) for p in self.shards)
         average = tokens_total / self.total if self.total else 1.0
         # The length normalization of each row, fixed for the snapshot's life.
-        self._norms = [(K1 * (1 - B + B * p.lengths / max(average, 1e-9))).astype(np.float32) for p in self.shards]
+        self._norms = [(k1 * (1 - b + b * p.lengths / max(average, 1e-9))).astype(np.float32) for p in self.shards]
 
     def _terms(self, query: str) -> list[int]:
         hashes: dict[int, None] = {}
@@ -217,13 +223,14 @@ class LexicalIndex:
         return value if value > 0 else 1e-6  # as FTS5: a term in most passages still counts a little
 
     def search(
-        self, query: str, n: int, allowed: np.ndarray | None = None, heading_weight: float = HEADING_WEIGHT
+        self, query: str, n: int, allowed: np.ndarray | None = None, heading_weight: float | None = None
     ) -> list[tuple[int, float]]:
         """Top-n (chunk id, BM25 score), higher is better; only among the `allowed` chunk ids when given,
         so filters restrict the matches before the top n are taken."""
         terms = self._terms(query)
         if not terms or n <= 0:
             return []
+        heading_weight = HEADING_WEIGHT if heading_weight is None else heading_weight
         idfs = [self.idf(t) for t in terms]
         found: list[tuple[int, float]] = []
         for postings, ids, norms, rows_allowed in zip(self.shards, self.shard_ids, self._norms, self._allowed_rows(allowed)):
@@ -234,7 +241,7 @@ class LexicalIndex:
                     continue
                 rows, tf = postings.rows[a:b], postings.tf[a:b]
                 f = heading_weight * tf[:, 0].astype(np.float32) + tf[:, 1]
-                scores[rows] += np.float32(idf * (K1 + 1)) * f / (f + norms[rows])
+                scores[rows] += np.float32(idf * (self.k1 + 1)) * f / (f + norms[rows])
             candidates = np.flatnonzero(scores) if rows_allowed is None else rows_allowed[scores[rows_allowed] > 0]
             if len(candidates) > n:
                 candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]

@@ -8,7 +8,7 @@ from km_search.lexical import LexicalIndex, Postings, build_postings, join_posti
 from km_search.snippets import snippet
 
 
-def index_of(passages, shard_rows=None, ids=None):
+def index_of(passages, shard_rows=None, ids=None, **bm25):
     """A LexicalIndex over (heading, body) passages, chunk ids 1.. unless given, split into shards."""
     ids = np.asarray(ids if ids is not None else range(1, len(passages) + 1), dtype=np.int64)
     shard_rows = shard_rows or max(1, len(passages))
@@ -16,7 +16,7 @@ def index_of(passages, shard_rows=None, ids=None):
     for start in range(0, len(passages), shard_rows):
         shards.append(build_postings(passages[start : start + shard_rows]))
         shard_ids.append(ids[start : start + shard_rows])
-    return LexicalIndex(shards, shard_ids)
+    return LexicalIndex(shards, shard_ids, **bm25)
 
 
 def test_query_terms_drop_question_words_and_duplicates():
@@ -70,7 +70,7 @@ def test_scores_are_fts5_bm25_whatever_the_sharding(shard_rows):
     db.execute("CREATE VIRTUAL TABLE f USING fts5(heading, body, tokenize = 'porter unicode61 remove_diacritics 2')")
     db.executemany("INSERT INTO f (rowid, heading, body) VALUES (?,?,?)",
                    [(i, h, b) for i, (h, b) in enumerate(passages, 1)])
-    index = index_of(passages, shard_rows)
+    index = index_of(passages, shard_rows, k1=1.2, b=0.75)  # FTS5's constants
     for query in ["migrating the billing database", "vpn laptop install", "cafe resume", "kubernetes",
                   "hotel in london expense policy", "security key rotation deployments"]:
         expression = " OR ".join(f'"{t}"' for t in query_terms(query))
