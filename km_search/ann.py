@@ -162,13 +162,19 @@ def _ivf(index: Any) -> Any:
         return None
 
 
-def _positions(shard: ShardIndex, wanted: np.ndarray) -> np.ndarray:
-    """Row numbers in the raw vectors of those `wanted` ids this shard holds."""
-    assert shard.ids is not None
+def rows_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Row numbers, in a shard whose rows hold the ascending chunk `ids`, of those `wanted` ids it holds
+    (the dense vectors and the lexical postings of a shard share these rows)."""
     wanted = np.asarray(wanted, dtype=np.int64)
-    pos = np.searchsorted(shard.ids, wanted)
-    pos = np.minimum(pos, len(shard.ids) - 1)
-    return pos[shard.ids[pos] == wanted]
+    if not len(ids):
+        return np.empty(0, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+    return pos[ids[pos] == wanted]
+
+
+def _positions(shard: ShardIndex, wanted: np.ndarray) -> np.ndarray:
+    assert shard.ids is not None
+    return rows_of(shard.ids, wanted)
 
 
 def _exact(shard: ShardIndex, query: np.ndarray, positions: np.ndarray, n: int) -> list[tuple[int, float]]:

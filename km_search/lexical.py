@@ -30,6 +30,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .ann import rows_of
+
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are aren't as at be because been before
     being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
@@ -210,12 +212,7 @@ class LexicalIndex:
     def _allowed_rows(self, allowed: np.ndarray | None) -> list[np.ndarray | None]:
         if allowed is None:
             return [None] * len(self.shards)
-        allowed = np.asarray(allowed, dtype=np.int64)
-        out = []
-        for ids in self.shard_ids:
-            pos = np.minimum(np.searchsorted(ids, allowed), max(len(ids) - 1, 0))
-            out.append(pos[ids[pos] == allowed] if len(ids) else np.empty(0, np.int64))
-        return out
+        return [rows_of(ids, allowed) for ids in self.shard_ids]
 
     def idf(self, term: int) -> float:
         df = sum(b - a for a, b in (p.span(term) for p in self.shards))

@@ -11,6 +11,12 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
+def _listed(value: object) -> list | tuple | None:
+    """An env var's 'a, b c' (or a list given in code) as a list; None for anything else."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    return items if isinstance(items, list | tuple) else None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KM_", env_file=".env", extra="ignore")
 
@@ -155,8 +161,8 @@ class Settings(BaseSettings):
         """'10.0.0.5, 10.1.0.0/16' -> a list; each entry must be an IP address or network."""
         import ipaddress
 
-        items = value.replace(",", " ").split() if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
+        items = _listed(value)
+        if items is None:
             return value
         for item in items:
             try:
@@ -174,8 +180,8 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         """'https://a.example, https://b.example' -> a list; each entry must be a bare origin."""
-        items = value.replace(",", " ").split() if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
+        items = _listed(value)
+        if items is None:
             return value
         origins = []
         for item in items:
