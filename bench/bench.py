@@ -373,6 +373,16 @@ def model_cache(backend: str) -> Path:
     return cache
 
 
+def synthetic_windows(passage_vectors: np.ndarray, rng: np.random.Generator, per_passage: int = 5):
+    """Window vectors around each passage's (cosine ~0.75 to it), as many as a 300-word passage has."""
+    from km_search.context import Windows
+
+    noise = rng.normal(0.0, 0.045, (len(passage_vectors), per_passage, passage_vectors.shape[1])).astype(np.float32)
+    windows = passage_vectors[:, None, :] + noise
+    windows /= np.linalg.norm(windows, axis=2, keepdims=True)
+    return Windows.of(list(windows), passage_vectors.shape[1])
+
+
 def build_synthetic_index(index_path: Path, vectors: np.ndarray, backend: str) -> dict[str, float]:
     """A published snapshot of synthetic passages (60 words each, 10 a document) written through the
     store (SnapshotWriter, the ingest pipeline's manifest), so `km serve` serves it like any index."""
@@ -400,12 +410,14 @@ def build_synthetic_index(index_path: Path, vectors: np.ndarray, backend: str) -
                 number = (block + start) // per_doc
                 path = f"doc-{number:07d}.md"
                 title = f"Document {number}"
-                chunks = [Chunk(path, i, texts[start + i], f"{path}#s{i}", title, (f"Section {i}",), None, f"s{i}")
+                # sections of three passages each, so ranking finds neighbours as in real documents
+                chunks = [Chunk(path, i, texts[start + i], f"{path}#s{i // 3}", title, (f"Section {i // 3}",), None, f"s{i // 3}")
                           for i in range(min(per_doc, count - start))]
                 doc = Document(path, "markdown", (), DocumentMeta(title=title))
                 at = block + start
+                passage_vectors = vectors[at : at + len(chunks)]
                 writer.add(doc, SourceInfo(f"/synthetic/{path}", f"h{number}", 1000, root="/synthetic"), chunks,
-                           vectors[at : at + len(chunks)])
+                           passage_vectors, synthetic_windows(passage_vectors, rng))
         rows_s = time.perf_counter() - started
         writer.publish()
     total = time.perf_counter() - started

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,14 +24,19 @@ from km_search.embedding import Embedder  # noqa: E402
 from km_search.evaluation import evaluate_end_to_end, evaluate_passages  # noqa: E402
 from km_search.settings import Settings  # noqa: E402
 
+NO_CONTEXT = {"window_weight": 0.0, "dense_neighbor_weight": 0.0, "lexical_neighbor_weight": 0.0}
 QUERY_VARIANTS = {
-    "lexical (BM25)": {"mode": "lexical"},
-    "dense (FAISS flat)": {"mode": "dense"},
+    "lexical (BM25)": {"mode": "lexical", **NO_CONTEXT},
+    "dense (FAISS flat)": {"mode": "dense", **NO_CONTEXT},
+    "dense + windows + neighbours": {"mode": "dense"},
     "RRF k=60": {"fusion": "rrf"},
+    "convex 0.7, pooled vectors only (before windows)": NO_CONTEXT,
+    "convex 0.7 + windows": {"dense_neighbor_weight": 0.0, "lexical_neighbor_weight": 0.0},
+    "convex 0.7 + neighbours": {"window_weight": 0.0},
     "convex 0.6": {"dense_weight": 0.6},
-    "convex 0.7 (default)": {},
+    "convex 0.7 + windows + neighbours (default)": {},
     "convex 0.8": {"dense_weight": 0.8},
-    "convex 0.7 + dense feedback (3 passages)": {"feedback_passages": 3},
+    "default + dense feedback (3 passages)": {"feedback_passages": 3},
 }
 CHUNKINGS = {
     "150/30": {"chunk_words": 150, "chunk_overlap": 30},
@@ -57,10 +63,12 @@ def main() -> None:
     parser.add_argument("--chunkings", default=",".join(CHUNKINGS), help="chunkings to compare end to end")
     parser.add_argument("--out", default=str(ROOT / "bench" / "quality.json"))
     args = parser.parse_args()
-    embedder = Embedder()
     base = Settings()
     rows = []
+    models = tempfile.TemporaryDirectory(prefix="km-quality-")
     for name, set_dir, docs in sets(args.sets.split(",") if args.sets else None):
+        # the default backend, its int8 export calibrated on this set's passages, as `km ingest` does
+        embedder = Embedder(backend=base.embed_backend, cache_dir=Path(models.name) / name)
         if (set_dir / "qrels.tsv").exists():
             started = time.time()
             for variant, metrics in evaluate_passages(set_dir, base, embedder, QUERY_VARIANTS).items():
@@ -73,6 +81,7 @@ def main() -> None:
                 rows.append({"set": name, "kind": "e2e", "chunking": chunking, "variant": variant, **metrics})
             print(f"{name} e2e {chunking}: {time.time() - started:.0f} s", file=sys.stderr, flush=True)
         Path(args.out).write_text(json.dumps(rows, indent=1))
+    models.cleanup()
     write_tables(rows)
 
 

@@ -17,11 +17,15 @@ import json
 import sqlite3
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from itertools import groupby
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
+
 from km_search import __version__, ann
+from km_search.context import Windows
 from km_search.embedding import Embedder
 from km_search.errors import KmError, NothingToPublish
 from km_search.settings import Settings
@@ -105,10 +109,11 @@ def embed_batch(jobs, results, embedder: Embedder) -> tuple[list[ParsedFile], li
             failures.append(FileOutcome(file.rel, "failed", error=result))
         else:
             parsed.append(result)
-    vectors = embedder.encode([c.indexed_text() for p in parsed for c in p.chunks])
+    vectors, windows = embedder.encode_passages([c.indexed_text() for p in parsed for c in p.chunks])
     start = 0
     for p in parsed:
         p.vectors = vectors[start : start + len(p.chunks)]
+        p.windows = windows.take(slice(start, start + len(p.chunks)))
         start += len(p.chunks)
     return parsed, failures
 
@@ -329,7 +334,7 @@ def _process_jobs(jobs: Sequence[Job], writer: SnapshotWriter, settings: Setting
                 pending = pool.parse(batches[i + 1])
             parsed, failures = embed_batch(batch, results, embedder)
             for p in parsed:
-                writer.add(p.doc, p.source, p.chunks, p.vectors)
+                writer.add(p.doc, p.source, p.chunks, p.vectors, p.windows)
                 report.files.append(FileOutcome(p.doc.path, status[p.doc.path], chunks=len(p.chunks)))
                 report.embedded_chunks += len(p.chunks)
             report.files.extend(failures)
@@ -375,25 +380,32 @@ class _progress:
 
 
 def index_passages(passages: Sequence[dict], settings: Settings, index: str, embedder: Embedder) -> dict[int, str]:
-    """Publish ready-made passages (BEIR corpus rows: _id, title, text) one chunk each, unchunked.
+    """Publish ready-made passages (BEIR corpus rows: _id, title, text, optional source) one chunk
+    each, unchunked. Consecutive rows of one `source` are one document, in order, each under its
+    title as heading, so passages of one section are neighbours, as chunks of an ingested one are.
 
     Used by `km eval` to score ranking on a passage-level set; returns chunk id -> passage id.
     """
     index_path = settings.index_path(index)
     chunk_to_passage: dict[int, str] = {}
+    chunks = [
+        Chunk(doc_path=p["_id"], ordinal=0, text=p["text"], source=p.get("source", p["_id"]),
+              heading_path=(p.get("title", ""),), anchor=p.get("anchor"), title="")
+        for p in passages
+    ]
     with index_lock(index_path):
         writer = SnapshotWriter(index_path, _manifest(index, settings, embedder, []))
-        for start in range(0, len(passages), 256):
-            batch = passages[start : start + 256]
-            chunks = [
-                Chunk(doc_path=p["_id"], ordinal=0, text=p["text"], source=p.get("source", p["_id"]),
-                      title=p.get("title", ""), anchor=p.get("anchor"))
-                for p in batch
-            ]
-            vectors = embedder.encode([c.indexed_text() for c in chunks])
-            for i, (p, chunk) in enumerate(zip(batch, chunks)):
-                doc = Document(p["_id"], "passage", (Section(chunk.text),), DocumentMeta(title=chunk.title))
-                (chunk_id,) = writer.add(doc, SourceInfo(p["_id"], "", len(chunk.text)), [chunk], vectors[i : i + 1])
-                chunk_to_passage[chunk_id] = p["_id"]
+        encoded = [embedder.encode_passages([c.indexed_text() for c in chunks[i : i + 256]])
+                   for i in range(0, len(chunks), 256)]
+        vectors = np.concatenate([v for v, _ in encoded]) if encoded else np.zeros((0, 0), np.float32)
+        windows = Windows.join([w for _, w in encoded], vectors.shape[1])
+        for _, group in groupby(range(len(passages)), key=lambda i: passages[i].get("source", passages[i]["_id"])):
+            rows = list(group)
+            first = passages[rows[0]]["_id"]  # unique, unlike a source that may come back later
+            parts = [replace(chunks[i], doc_path=first, ordinal=n) for n, i in enumerate(rows)]
+            doc = Document(first, "passage", tuple(Section(c.text, c.heading_path, c.anchor) for c in parts), DocumentMeta(title=""))
+            span = slice(rows[0], rows[-1] + 1)
+            ids = writer.add(doc, SourceInfo(first, "", sum(len(c.text) for c in parts)), parts, vectors[span], windows.take(span))
+            chunk_to_passage.update(zip(ids, (passages[i]["_id"] for i in rows)))
         writer.publish()
     return chunk_to_passage

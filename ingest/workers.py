@@ -22,6 +22,7 @@ import numpy as np
 import pebble
 
 from km_search.errors import KmError
+from km_search.context import Windows
 from km_search.settings import Settings
 from km_search.store import SourceInfo
 from km_search.types import Chunk, Document
@@ -38,6 +39,7 @@ class ParsedFile:
     source: SourceInfo
     chunks: list[Chunk]
     vectors: np.ndarray | None = None
+    windows: Windows | None = None
 
 
 def parse_one(file: SourceFile, settings: Settings, source: SourceInfo) -> ParsedFile:

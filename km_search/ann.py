@@ -162,14 +162,20 @@ def _ivf(index: Any) -> Any:
         return None
 
 
-def rows_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Row numbers, in a shard whose rows hold the ascending chunk `ids`, of those `wanted` ids it holds
-    (the dense vectors and the lexical postings of a shard share these rows)."""
+def locate(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in `wanted`, row numbers in the shard) of the `wanted` chunk ids held by a shard
+    whose rows hold the ascending chunk `ids` (its dense vectors, postings and context share rows)."""
     wanted = np.asarray(wanted, dtype=np.int64)
-    if not len(ids):
-        return np.empty(0, dtype=np.int64)
+    if not len(ids) or not len(wanted):
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     pos = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
-    return pos[ids[pos] == wanted]
+    held = np.flatnonzero(ids[pos] == wanted)
+    return held, pos[held]
+
+
+def rows_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Row numbers of the `wanted` ids the shard holds, in the order of `wanted`."""
+    return locate(ids, wanted)[1]
 
 
 def _positions(shard: ShardIndex, wanted: np.ndarray) -> np.ndarray:

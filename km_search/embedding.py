@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from .context import Windows, pool_windows
 from .errors import KmError
 
 if TYPE_CHECKING:
@@ -89,10 +90,18 @@ class _TorchRuntime:
         self.dimension = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length)
 
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return self.model.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+    def encode(self, texts: list[str], batch_size: int, windows: bool = False) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        if not windows:
+            return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False), None
+        outputs = self.model.encode(texts, batch_size=batch_size, output_value=None, show_progress_bar=False)
+        vectors = np.stack([o["sentence_embedding"].float().numpy() for o in outputs])
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        per_text = []
+        for o in outputs:
+            length = int(o["attention_mask"].sum())
+            per_text.append(pool_windows(o["token_embeddings"][1 : length - 1].float().numpy()))
+        return vectors.astype(np.float32), per_text
 
 
 class _GraphRuntime:
@@ -148,10 +157,11 @@ class _GraphRuntime:
             request = self._local.request = self.compiled.create_infer_request()
         return request.infer(feed)[self.compiled.output(0)]
 
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, windows: bool = False) -> tuple[np.ndarray, list[np.ndarray] | None]:
         # Sort by length so each batch pads to about its own length, then restore the order.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        per_text: list[np.ndarray] = [np.empty(0)] * len(texts)
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
             feed = self._batch([texts[i] for i in rows])
@@ -159,7 +169,11 @@ class _GraphRuntime:
             mask = feed["attention_mask"][..., None].astype(np.float32)
             pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             out[rows] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return out
+            if windows:  # the same token vectors, pooled again per run of tokens (special tokens left out)
+                lengths = feed["attention_mask"].sum(axis=1)
+                for i, row in enumerate(rows):
+                    per_text[row] = pool_windows(tokens[i, 1 : lengths[i] - 1])
+        return out, (per_text if windows else None)
 
 
 def ensure_export(model_path: Path, backend: str, export_dir: Path, calibration: Sequence[str] | None = None) -> Path:
@@ -350,9 +364,17 @@ class Embedder:
         return cached
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, windows=False)[0]
+
+    def encode_passages(self, texts: Sequence[str]) -> tuple[np.ndarray, Windows]:
+        """Passage vectors and, from the same forward pass, their window vectors (km_search.context)."""
+        vectors, per_text = self._encode(texts, windows=True)
+        return vectors, Windows.of(per_text or [], self.dimension)
+
+    def _encode(self, texts: Sequence[str], windows: bool) -> tuple[np.ndarray, list[np.ndarray] | None]:
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32), []
         if self._runtime is None and self.calibration is None and len(texts) >= 16:
             self.prepare(texts)  # the first passages ingested calibrate a static int8 export
-        vectors = self.runtime.encode(list(texts), self.batch_size)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors, per_text = self.runtime.encode(list(texts), self.batch_size, windows)
+        return np.ascontiguousarray(vectors, dtype=np.float32), per_text

@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .ann import rows_of
+from .ann import locate, rows_of
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are aren't as at be because been before
@@ -236,15 +236,37 @@ class LexicalIndex:
                 a, b = postings.span(term)
                 if a == b:
                     continue
-                rows, tf = postings.rows[a:b], postings.tf[a:b]
-                f = heading_weight * tf[:, 0].astype(np.float32) + tf[:, 1]
-                scores[rows] += np.float32(idf * (self.k1 + 1)) * f / (f + norms[rows])
+                rows = postings.rows[a:b]
+                scores[rows] += self._bm25(postings.tf[a:b], norms[rows], idf, heading_weight)
             candidates = np.flatnonzero(scores) if rows_allowed is None else rows_allowed[scores[rows_allowed] > 0]
             if len(candidates) > n:
                 candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
             found.extend(zip(ids[candidates].tolist(), scores[candidates].tolist()))
         found.sort(key=lambda pair: (-pair[1], pair[0]))
         return found[:n]
+
+    def _bm25(self, tf: np.ndarray, norms: np.ndarray, idf: float, heading_weight: float) -> np.ndarray:
+        f = heading_weight * tf[:, 0].astype(np.float32) + tf[:, 1]
+        return np.float32(idf * (self.k1 + 1)) * f / (f + norms)
+
+    def scores_of(self, query: str, ids: np.ndarray, heading_weight: float | None = None) -> np.ndarray:
+        """The BM25 score of each of these chunk ids (0 where no query term occurs): what a passage
+        outside the top n scores, when ranking needs it (neighbours, km_search.context)."""
+        heading_weight = HEADING_WEIGHT if heading_weight is None else heading_weight
+        out = np.zeros(len(ids), dtype=np.float32)
+        terms = self._terms(query)
+        idfs = [self.idf(t) for t in terms]
+        for postings, shard_ids, norms in zip(self.shards, self.shard_ids, self._norms):
+            held, rows = locate(shard_ids, ids)
+            for term, idf in zip(terms, idfs):
+                a, b = postings.span(term)
+                if a == b or not len(rows):
+                    continue
+                term_rows = np.asarray(postings.rows[a:b])
+                at = np.minimum(np.searchsorted(term_rows, rows), len(term_rows) - 1)
+                hit = term_rows[at] == rows
+                out[held[hit]] += self._bm25(postings.tf[a:b][at[hit]], norms[rows[hit]], idf, heading_weight)
+        return out
 
     def document_frequencies(self, words: Sequence[str], allowed: np.ndarray | None = None) -> dict[str, int]:
         """Passages holding each word (after the index's analysis; a word that analyses to several

@@ -52,6 +52,18 @@ class Settings(BaseSettings):
     dense_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the dense score in convex fusion.")
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
     candidates: int = Field(100, ge=1, description="Candidates taken from each retriever before fusion.")
+    window_weight: float = Field(
+        0.7, ge=0.0, le=1.0,
+        description="Share of a passage's dense score given to its best window (late chunking; 0: its pooled vector alone).",
+    )
+    dense_neighbor_weight: float = Field(
+        0.2, ge=0.0, le=1.0,
+        description="Share of its best same-section neighbour's dense score a passage adds to its own (0: off).",
+    )
+    lexical_neighbor_weight: float = Field(
+        0.15, ge=0.0, le=1.0,
+        description="Share of its best same-section neighbour's BM25 score a passage adds to its own (0: off).",
+    )
     feedback_passages: int = Field(
         0, ge=0, le=20, description="Top passages whose centroid moves the dense query (Rocchio feedback); 0 turns it off."
     )

@@ -8,6 +8,7 @@
         snapshots/<id>/shard-0000.ids.npy      its chunk ids, ascending
         snapshots/<id>/shard-0000.vectors.npy  their vectors (float32), memory-mapped when read
         snapshots/<id>/shard-0000.bm25/        the lexical postings of the same rows (lexical.py)
+        snapshots/<id>/shard-0000.context/     their window vectors and section continuity (context.py)
         .ingest.lock                  held by the one ingest that may write this index at a time
         .readers/<pid>                the snapshots a serving process still reads (kept by GC)
 
@@ -17,7 +18,8 @@ removed rows are hard-linked, not rewritten, so an update costs what changed.
 
 Format 3 added the documents' groups (access control), ingest root, modification time and metadata
 fingerprint (incremental ingest) and the raw vectors beside each shard; format 4 replaced the FTS5
-table with BM25 postings per shard; older snapshots are refused
+table with BM25 postings per shard; format 5 added each passage's window vectors and whether it
+continues the section of the chunk before it (context.py); older snapshots are refused
 with a message to rebuild (`km ingest`), which is always safe: snapshots are derived from the documents.
 
 A crash before `publish()` leaves only an unfinished folder that the next run deletes; the
@@ -42,13 +44,14 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from . import ann
+from .context import ShardContext, Windows
 from .errors import IndexMismatch, IndexNotFound, KmError
 from .filters import filter_sql
 from .lexical import LexicalIndex, Postings, build_postings, join_postings
 from .people import fold, is_bot, normalize_email, parse_person, person_key
 from .types import Chunk, Document, DocumentMeta, SearchFilters
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 DATABASE = "chunks.sqlite"
 CURRENT = "CURRENT"
@@ -238,6 +241,7 @@ class SnapshotWriter:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._pending_ids: list[np.ndarray] = []
         self._pending_vectors: list[np.ndarray] = []
+        self._pending_windows: list[Windows] = []
         self._removed: set[int] = set()  # chunk ids of the base whose vectors are not carried over
         self.shards: list[dict[str, Any]] = []
         self.dimension: int | None = None
@@ -273,9 +277,11 @@ class SnapshotWriter:
         """Record a new modification time for an unchanged document, so the next run need not hash it."""
         self.db.execute("UPDATE documents SET mtime_ns = ? WHERE path = ?", (source.mtime_ns, path))
 
-    def add(self, doc: Document, source: SourceInfo, chunks: Sequence[Chunk], vectors: np.ndarray) -> list[int]:
-        """Store one document with its chunks and their vectors, replacing an earlier version of the
-        same path (which keeps its document id); returns the new chunk ids."""
+    def add(self, doc: Document, source: SourceInfo, chunks: Sequence[Chunk], vectors: np.ndarray,
+            windows: Windows | None = None) -> list[int]:
+        """Store one document with its chunks, their vectors and window vectors (none: ranked by the
+        pooled vector alone), replacing an earlier version of the same path (which keeps its document
+        id); returns the new chunk ids."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{doc.path}: {len(chunks)} chunks but {len(vectors)} vectors")
         values = (doc.path, source.abs_path, doc.format, doc.title, *_meta_row(doc.meta),
@@ -310,6 +316,7 @@ class SnapshotWriter:
             self.dimension = int(vectors.shape[1])
             self._pending_ids.append(np.asarray(ids, dtype=np.int64))
             self._pending_vectors.append(np.asarray(vectors, dtype=np.float32))
+            self._pending_windows.append(windows if windows is not None else Windows.none(len(chunks), self.dimension))
         return ids
 
     def records_of_type(self, doc_type: str) -> list[tuple[int, str, str, str | None, dict[str, str]]]:
@@ -343,7 +350,16 @@ class SnapshotWriter:
             raise KmError(f"snapshot {self.snapshot_id}: {len(ids) - len(passages)} vectors have no passage")
         return passages
 
-    def _write_shard(self, ids: np.ndarray, vectors: np.ndarray, postings: Postings | None = None) -> None:
+    def _continues(self, ids: np.ndarray) -> np.ndarray:
+        """Per chunk id: does it continue the section (document and heading path) of chunk id - 1?"""
+        rows = self.db.execute("SELECT id, doc_id, heading_path FROM chunks WHERE id BETWEEN ? AND ?",
+                               (int(ids[0]) - 1, int(ids[-1])))
+        section = {cid: (doc, path) for cid, doc, path in rows}
+        return np.fromiter((i - 1 in section and section[i - 1] == section.get(i) for i in ids.tolist()),
+                           dtype=bool, count=len(ids))
+
+    def _write_shard(self, ids: np.ndarray, vectors: np.ndarray, windows: Windows,
+                     postings: Postings | None = None) -> None:
         """A new shard of these rows (ids ascending); its postings are built from the database
         unless the caller carries them over."""
         stem = f"shard-{len(self.shards):04d}"
@@ -355,8 +371,11 @@ class SnapshotWriter:
         if postings is not None and postings.row_count != len(ids):
             raise KmError(f"snapshot {self.snapshot_id}: {postings.row_count} lexical rows for {len(ids)} vectors")
         (postings or build_postings(self._passages(index.ids))).save(self.folder / f"{stem}.bm25")
+        if windows.rows != len(ids):
+            raise KmError(f"snapshot {self.snapshot_id}: windows of {windows.rows} rows for {len(ids)} vectors")
+        ShardContext(windows, self._continues(index.ids)).save(self.folder / f"{stem}.context")
         self.shards.append({"file": f"{stem}.faiss", "ids": f"{stem}.ids.npy", "vectors": f"{stem}.vectors.npy",
-                            "bm25": f"{stem}.bm25", "rows": int(len(ids)), "min_id": int(ids.min()),
+                            "bm25": f"{stem}.bm25", "context": f"{stem}.context", "rows": int(len(ids)), "min_id": int(ids.min()),
                             "max_id": int(ids.max()), "ann": options})
 
     def _link_shard(self, shard: dict[str, Any]) -> None:
@@ -364,16 +383,17 @@ class SnapshotWriter:
         names = {"file": f"{stem}.faiss", "ids": f"{stem}.ids.npy", "vectors": f"{stem}.vectors.npy"}
         for key, name in names.items():
             os.link(self.base / shard[key], self.folder / name)  # same file system: no copy
-        (self.folder / f"{stem}.bm25").mkdir()
-        for file in (self.base / shard["bm25"]).iterdir():
-            os.link(file, self.folder / f"{stem}.bm25" / file.name)
-        self.shards.append({**shard, **names, "bm25": f"{stem}.bm25"})
+        for key in ("bm25", "context"):
+            (self.folder / f"{stem}.{key}").mkdir()
+            for file in (self.base / shard[key]).iterdir():
+                os.link(file, self.folder / f"{stem}.{key}" / file.name)
+        self.shards.append({**shard, **names, "bm25": f"{stem}.bm25", "context": f"{stem}.context"})
 
     def _build_shards(self) -> None:
         """Carry the base's shards over (linked when untouched, rewritten without removed rows), then
         put the new rows in the last shard while it has room, else in new shards. Chunk ids only grow,
         so new rows sort after every carried one, and carried postings are joined, not rebuilt."""
-        carried: list[tuple[np.ndarray, np.ndarray, Postings | None] | dict[str, Any]] = []
+        carried: list[tuple[np.ndarray, np.ndarray, Windows, Postings | None] | dict[str, Any]] = []
         if self.base is not None:
             base_manifest = json.loads((self.base / MANIFEST).read_text(encoding="utf-8"))
             for shard in base_manifest.get("shards", []):
@@ -384,22 +404,26 @@ class SnapshotWriter:
                 elif keep.any():
                     vectors = np.load(self.base / shard["vectors"], mmap_mode="r")
                     postings = join_postings([(Postings.load(self.base / shard["bm25"]), keep)])
-                    carried.append((ids[keep], np.asarray(vectors[keep]), postings))
+                    windows = ShardContext.load(self.base / shard["context"]).windows.take(keep)
+                    carried.append((ids[keep], np.asarray(vectors[keep]), windows, postings))
             self.dimension = self.dimension or base_manifest.get("model", {}).get("dimension")
         new_ids = np.concatenate(self._pending_ids) if self._pending_ids else np.empty(0, np.int64)
         new_vectors = np.concatenate(self._pending_vectors) if self._pending_vectors else None
+        new_windows = Windows.join(self._pending_windows, self.dimension or 0)
         if len(new_ids) and carried:
             last = carried[-1]
             last_rows = last["rows"] if isinstance(last, dict) else len(last[0])
             if last_rows + len(new_ids) <= self.shard_rows:
                 if isinstance(last, dict):
                     last = (np.load(self.base / last["ids"]), np.load(self.base / last["vectors"]),
-                            Postings.load(self.base / last["bm25"]))
-                postings = join_postings([(last[2], None), (build_postings(self._passages(new_ids)), None)])
-                carried[-1] = (np.concatenate([last[0], new_ids]), np.concatenate([last[1], new_vectors]), postings)
+                            ShardContext.load(self.base / last["context"]).windows, Postings.load(self.base / last["bm25"]))
+                postings = join_postings([(last[3], None), (build_postings(self._passages(new_ids)), None)])
+                carried[-1] = (np.concatenate([last[0], new_ids]), np.concatenate([last[1], new_vectors]),
+                               Windows.join([last[2], new_windows], self.dimension or 0), postings)
                 new_ids = new_ids[:0]
         for start in range(0, len(new_ids), self.shard_rows):
-            carried.append((new_ids[start : start + self.shard_rows], new_vectors[start : start + self.shard_rows], None))
+            rows = slice(start, start + self.shard_rows)
+            carried.append((new_ids[rows], new_vectors[rows], new_windows.take(rows), None))
         for item in carried:
             if isinstance(item, dict):
                 self._link_shard(item)
@@ -538,6 +562,7 @@ class Snapshot:
     manifest: dict[str, Any]
     shards: list[ann.ShardIndex] = field(default_factory=list)  # with ascending ids and memory-mapped vectors
     lexical: LexicalIndex = field(default_factory=lambda: LexicalIndex([], []))  # BM25 over the same rows
+    contexts: list[ShardContext] = field(default_factory=list)  # windows and section continuity, per shard
     _local: threading.local = field(default_factory=threading.local)
 
     @classmethod
@@ -555,7 +580,8 @@ class Snapshot:
                   for s in manifest.get("shards", [])]
         lexical = LexicalIndex([Postings.load(path / s["bm25"]) for s in manifest.get("shards", [])],
                                [shard.ids for shard in shards])
-        return cls(path=path, manifest=manifest, shards=shards, lexical=lexical)
+        contexts = [ShardContext.load(path / s["context"]) for s in manifest.get("shards", [])]
+        return cls(path=path, manifest=manifest, shards=shards, lexical=lexical, contexts=contexts)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -591,6 +617,30 @@ class Snapshot:
         dim = int(self.manifest.get("model", {}).get("dimension") or (self.shards[0].d if self.shards else 0))
         rows = [found[i] for i in ids if i in found]
         return np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
+
+    def _locate(self, ids: np.ndarray) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
+        """(shard number, positions in `ids`, rows in that shard) of the ids each shard holds."""
+        for number, shard in enumerate(self.shards):
+            assert shard.ids is not None
+            held, rows = ann.locate(shard.ids, ids)
+            if len(held):
+                yield number, held, rows
+
+    def window_scores(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The best window cosine of each chunk id with the query (NaN: no windows, or not held)."""
+        out = np.full(len(ids), np.nan, dtype=np.float32)
+        for number, held, rows in self._locate(ids):
+            out[held] = self.contexts[number].windows.best(query, rows)
+        return out
+
+    def neighbors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Chunk ids of the passage before and after each of `ids` in the same section (-1: none)."""
+        continues = np.zeros(len(ids), dtype=bool)  # id continues id - 1
+        continued = np.zeros(len(ids), dtype=bool)  # id + 1 continues id
+        for flags, probe in ((continues, ids), (continued, ids + 1)):
+            for number, held, rows in self._locate(probe):
+                flags[held] = self.contexts[number].continues[rows]
+        return np.where(continues, ids - 1, -1), np.where(continued, ids + 1, -1)
 
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, sqlite3.Row]:
         ids = list(ids)

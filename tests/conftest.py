@@ -52,6 +52,16 @@ class HashingEmbedder:
 
     def encode(self, texts):
         self.encoded += len(texts)
+        return self._vectors(texts)
+
+    def encode_passages(self, texts):
+        """Vectors, and windows of 8 words each, as the real embedder's windows of tokens."""
+        from km_search.context import Windows
+
+        runs = [[" ".join(w[i : i + 8]) for i in range(0, len(w), 8)] for w in (t.split() for t in texts)]
+        return self.encode(texts), Windows.of([self._vectors(r) for r in runs], self.dimension)
+
+    def _vectors(self, texts):
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):

@@ -83,7 +83,7 @@ def test_snapshot_of_an_older_format_is_refused_with_how_to_rebuild(tmp_path, fa
     path = _write(tmp_path / "t", fake_embedder, [_doc("a.md", "alpha")]).publish()
     manifest = json.loads((path / "manifest.json").read_text())
     (path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
-    with pytest.raises(IndexMismatch, match=r"has format 1, this km-search reads 4: rebuild it with `km ingest PATH --index t`"):
+    with pytest.raises(IndexMismatch, match=r"has format 1, this km-search reads 5: rebuild it with `km ingest PATH --index t`"):
         Snapshot.open(tmp_path / "t")
 
 
