@@ -3,7 +3,7 @@
     .venv/bin/python bench/bm25_sweep.py [SET_DIR ...]
 
 Each set's passages are indexed once per configuration through the product's own pipeline
-(`km_search.evaluation.evaluate_passages`); passage vectors are embedded once and reused, since
+(`km_search.evaluation.evaluate_passages`); passage and window vectors are embedded once and reused, since
 only the lexical side changes. Prints hybrid and lexical nDCG@10 per set and configuration.
 """
 
@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from km_search import lexical  # noqa: E402
+from km_search.context import Windows  # noqa: E402
 from km_search.embedding import Embedder  # noqa: E402
 from km_search.evaluation import evaluate_passages  # noqa: E402
 from km_search.settings import Settings  # noqa: E402
@@ -38,16 +39,19 @@ def main(argv: list[str]) -> None:
     settings = Settings()
     embedder = Embedder(settings.model, settings.embed_batch_size, backend=settings.embed_backend,
                         cache_dir=Path(os.environ.get("TMPDIR", "/tmp")) / "km-bm25-sweep-models")
-    vectors: dict[str, np.ndarray] = {}
-    encode = embedder.encode
+    encoded: dict[str, tuple[np.ndarray, Windows]] = {}
+    encode_passages = embedder.encode_passages
 
-    def cached_encode(texts):
-        missing = [t for t in texts if t not in vectors]
+    def cached_encode_passages(texts):
+        missing = [t for t in texts if t not in encoded]
         if missing:
-            vectors.update(zip(missing, encode(missing)))
-        return np.stack([vectors[t] for t in texts]) if texts else encode(texts)
+            vectors, windows = encode_passages(missing)
+            encoded.update((t, (vectors[i], windows.take(slice(i, i + 1)))) for i, t in enumerate(missing))
+        if not texts:
+            return encode_passages(texts)
+        return np.stack([encoded[t][0] for t in texts]), Windows.join([encoded[t][1] for t in texts], embedder.dimension)
 
-    embedder.encode = cached_encode  # type: ignore[method-assign]
+    embedder.encode_passages = cached_encode_passages  # type: ignore[method-assign]
     for k1, b, heading_weight in CONFIGS:
         lexical.K1, lexical.B, lexical.HEADING_WEIGHT = k1, b, heading_weight  # read by each new snapshot
         row = []

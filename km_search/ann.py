@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import mmap
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +51,19 @@ class ShardIndex:
     def d(self) -> int:
         return int(self.index.d)
 
+    @cached_property
+    def ivf(self) -> Any:
+        """The inverted file inside the index, or None for a flat one (FAISS answers that with an
+        exception, ~0.5 ms: asked once, not per query)."""
+        return _ivf(self.index)
+
     @property
     def kind(self) -> str:
         import faiss
 
         if isinstance(self.index, faiss.IndexIVFPQFastScan):
             return "ivf_pq4"
-        return "ivf_sq8" if _ivf(self.index) is not None else "flat"
+        return "ivf_sq8" if self.ivf is not None else "flat"
 
 
 def options(settings: Any, rows: int) -> dict[str, Any]:
@@ -198,21 +205,6 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
-def vectors_of(shard: ShardIndex, chunk_ids: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(ids found, their float32 vectors) for the `chunk_ids` this shard holds."""
-    if shard.vectors is not None and shard.ids is not None:
-        pos = _positions(shard, np.asarray(list(chunk_ids), dtype=np.int64))
-        return shard.ids[pos], np.asarray(shard.vectors[pos], dtype=np.float32).reshape(len(pos), shard.d)
-    found, rows = [], []
-    for chunk_id in chunk_ids:
-        try:
-            rows.append(shard.index.reconstruct(int(chunk_id)))
-            found.append(int(chunk_id))
-        except RuntimeError:
-            continue
-    return np.asarray(found, dtype=np.int64), np.asarray(rows, dtype=np.float32).reshape(len(rows), shard.d)
-
-
 def search(index: ShardIndex, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
     """Top-n (chunk id, cosine) of one shard; only among the `allowed` chunk ids when given."""
     import faiss
@@ -221,7 +213,7 @@ def search(index: ShardIndex, query: np.ndarray, n: int, allowed: np.ndarray | N
     if n <= 0:
         return []
     query = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
-    ivf = _ivf(index.index)
+    ivf = index.ivf
     rescorable = index.vectors is not None and index.ids is not None
     if allowed is not None:
         allowed = np.asarray(allowed, dtype=np.int64)

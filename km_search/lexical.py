@@ -224,49 +224,29 @@ class LexicalIndex:
     ) -> list[tuple[int, float]]:
         """Top-n (chunk id, BM25 score), higher is better; only among the `allowed` chunk ids when given,
         so filters restrict the matches before the top n are taken."""
+        return self.scored(query, allowed, heading_weight).top(n)
+
+    def scored(self, query: str, allowed: np.ndarray | None = None, heading_weight: float | None = None) -> "LexicalScores":
+        """Every passage's score for the query, shard by shard: its top n, and the score of any
+        passage ranking asks about later (a neighbour of a candidate, a dense candidate)."""
         terms = self._terms(query)
-        if not terms or n <= 0:
-            return []
         heading_weight = HEADING_WEIGHT if heading_weight is None else heading_weight
         idfs = [self.idf(t) for t in terms]
-        found: list[tuple[int, float]] = []
-        for postings, ids, norms, rows_allowed in zip(self.shards, self.shard_ids, self._norms, self._allowed_rows(allowed)):
-            scores = np.zeros(postings.row_count, dtype=np.float32)
+        per_shard = []
+        for postings, norms in zip(self.shards, self._norms):
+            scores = np.zeros(postings.row_count if terms else 0, dtype=np.float32)
             for term, idf in zip(terms, idfs):
                 a, b = postings.span(term)
                 if a == b:
                     continue
                 rows = postings.rows[a:b]
                 scores[rows] += self._bm25(postings.tf[a:b], norms[rows], idf, heading_weight)
-            candidates = np.flatnonzero(scores) if rows_allowed is None else rows_allowed[scores[rows_allowed] > 0]
-            if len(candidates) > n:
-                candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
-            found.extend(zip(ids[candidates].tolist(), scores[candidates].tolist()))
-        found.sort(key=lambda pair: (-pair[1], pair[0]))
-        return found[:n]
+            per_shard.append(scores)
+        return LexicalScores(self.shard_ids, per_shard, self._allowed_rows(allowed))
 
     def _bm25(self, tf: np.ndarray, norms: np.ndarray, idf: float, heading_weight: float) -> np.ndarray:
         f = heading_weight * tf[:, 0].astype(np.float32) + tf[:, 1]
         return np.float32(idf * (self.k1 + 1)) * f / (f + norms)
-
-    def scores_of(self, query: str, ids: np.ndarray, heading_weight: float | None = None) -> np.ndarray:
-        """The BM25 score of each of these chunk ids (0 where no query term occurs): what a passage
-        outside the top n scores, when ranking needs it (neighbours, km_search.context)."""
-        heading_weight = HEADING_WEIGHT if heading_weight is None else heading_weight
-        out = np.zeros(len(ids), dtype=np.float32)
-        terms = self._terms(query)
-        idfs = [self.idf(t) for t in terms]
-        for postings, shard_ids, norms in zip(self.shards, self.shard_ids, self._norms):
-            held, rows = locate(shard_ids, ids)
-            for term, idf in zip(terms, idfs):
-                a, b = postings.span(term)
-                if a == b or not len(rows):
-                    continue
-                term_rows = np.asarray(postings.rows[a:b])
-                at = np.minimum(np.searchsorted(term_rows, rows), len(term_rows) - 1)
-                hit = term_rows[at] == rows
-                out[held[hit]] += self._bm25(postings.tf[a:b][at[hit]], norms[rows[hit]], idf, heading_weight)
-        return out
 
     def document_frequencies(self, words: Sequence[str], allowed: np.ndarray | None = None) -> dict[str, int]:
         """Passages holding each word (after the index's analysis; a word that analyses to several
@@ -293,3 +273,35 @@ class LexicalIndex:
                     total += int(mask[held].sum()) if mask is not None else len(held)
             counts[word] = total
         return counts
+
+
+@dataclass
+class LexicalScores:
+    """One query's BM25 score of every passage, per shard (0: no query term), and which rows the
+    filters allow."""
+
+    shard_ids: list[np.ndarray]
+    scores: list[np.ndarray]
+    allowed_rows: list[np.ndarray | None]
+
+    def top(self, n: int) -> list[tuple[int, float]]:
+        """The n best (chunk id, score) with a score above 0, among the allowed rows."""
+        found: list[tuple[int, float]] = []
+        for ids, scores, rows_allowed in zip(self.shard_ids, self.scores, self.allowed_rows):
+            if not len(scores) or n <= 0:
+                continue
+            candidates = np.flatnonzero(scores) if rows_allowed is None else rows_allowed[scores[rows_allowed] > 0]
+            if len(candidates) > n:
+                candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
+            found.extend(zip(ids[candidates].tolist(), scores[candidates].tolist()))
+        found.sort(key=lambda pair: (-pair[1], pair[0]))
+        return found[:n]
+
+    def of(self, ids: np.ndarray) -> np.ndarray:
+        """The score of each of these chunk ids (0 for one not in the snapshot)."""
+        out = np.zeros(len(ids), dtype=np.float32)
+        for shard_ids, scores in zip(self.shard_ids, self.scores):
+            held, rows = locate(shard_ids, ids)
+            if len(scores) and len(held):
+                out[held] = scores[rows]
+        return out

@@ -13,7 +13,9 @@ from typing import Literal
 
 import numpy as np
 
+from .ann import locate
 from .context import borrow_from_neighbors
+from .lexical import LexicalScores
 from .embedding import Embedder
 from .rerank import Reranker
 from .fusion import convex_combination, reciprocal_rank_fusion
@@ -46,8 +48,10 @@ def indexed_text(row) -> str:
 
 def _index_in(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Position of each wanted chunk id in the ascending `ids`, -1 where it is absent."""
-    pos = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
-    return np.where((wanted >= 0) & (ids[pos] == wanted), pos, -1)
+    out = np.full(len(wanted), -1, dtype=np.int64)
+    held, rows = locate(ids, wanted)
+    out[held] = rows
+    return out
 
 
 class Retriever:
@@ -90,11 +94,11 @@ class Retriever:
             return []
         # The lexical side needs no embedding: it runs on another core while the query is embedded
         # and the dense index searched (numpy, FAISS and OpenVINO release the GIL).
-        pending = _pool().submit(self.snapshot.lexical.search, query, n, allowed) if mode != "dense" else None
+        pending = _pool().submit(self.snapshot.lexical.scored, query, allowed) if mode != "dense" else None
         query_vector = self.embedder.encode_query(query) if mode != "lexical" else None
         dense = self.snapshot.dense_search(query_vector, n, allowed) if query_vector is not None else []
-        found_lexical = pending.result() if pending is not None else []
-        dense, lexical = self._in_context(query, query_vector, dense, found_lexical, n)
+        lexical_scores = pending.result() if pending is not None else None
+        dense, lexical = self._in_context(query_vector, dense, lexical_scores, n)
         fused = self._fuse(dense, lexical, mode)
         if mode == "hybrid" and settings.feedback_passages and fused:
             # Rocchio feedback on the dense side: the best fused passages say what the query means
@@ -104,21 +108,24 @@ class Retriever:
                 settings.feedback_weight,
             )
             dense = self.snapshot.dense_search(expanded, n, allowed)
-            dense, lexical = self._in_context(query, expanded, dense, found_lexical, n)
+            dense, lexical = self._in_context(expanded, dense, lexical_scores, n)
             fused = self._fuse(dense, lexical, mode)
         if self.reranker is not None and mode == "hybrid":
             fused = self._rerank(query, fused)
         d, l = dict(dense), dict(lexical)
         return [(cid, score, d.get(cid), l.get(cid)) for cid, score in fused[:depth]]
 
-    def _in_context(self, query: str, query_vector: np.ndarray | None, dense: list[tuple[int, float]],
-                    lexical: list[tuple[int, float]], n: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-        """Both retrievers' candidates rescored with what a pooled vector and BM25 miss (context.py):
+    def _in_context(self, query_vector: np.ndarray | None, dense: list[tuple[int, float]],
+                    lexical_scores: LexicalScores | None, n: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        """Both retrievers' top n, rescored with what a pooled vector and BM25 miss (context.py):
         each passage's best window joins its dense score, and each passage borrows from its best
         neighbour in the same section, which can bring that neighbour in as a new candidate."""
         settings = self.settings
+        lexical = lexical_scores.top(n) if lexical_scores is not None else []
+        if not (settings.window_weight or settings.dense_neighbor_weight or settings.lexical_neighbor_weight):
+            return dense, lexical
         ids = np.unique(np.fromiter((cid for cid, _ in chain(dense, lexical)), dtype=np.int64))
-        if not len(ids) or not (settings.window_weight or settings.dense_neighbor_weight or settings.lexical_neighbor_weight):
+        if not len(ids):
             return dense, lexical
         ids = np.union1d(ids, np.concatenate(self.snapshot.neighbors(ids)))
         ids = ids[ids >= 0]
@@ -128,7 +135,7 @@ class Retriever:
             scores = borrow_from_neighbors(scores, before, after, weight) if weight else scores
             best = np.argsort(-scores, kind="stable")[:n]
             best = best[scores[best] > 0] if positive else best
-            return [(int(ids[i]), float(scores[i])) for i in best]
+            return list(zip(ids[best].tolist(), scores[best].tolist()))
 
         if dense:
             pooled = self.snapshot.vectors(ids) @ query_vector
@@ -136,12 +143,7 @@ class Retriever:
             mixed = (1 - settings.window_weight) * pooled + settings.window_weight * windows
             dense = top(np.where(np.isnan(windows), pooled, mixed).astype(np.float32), settings.dense_neighbor_weight, False)
         if lexical:
-            found = dict(lexical)
-            scores = np.array([found.get(int(i), np.nan) for i in ids], dtype=np.float32)
-            missing = np.isnan(scores)
-            if missing.any():
-                scores[missing] = self.snapshot.lexical.scores_of(query, ids[missing])
-            lexical = top(scores, settings.lexical_neighbor_weight, True)
+            lexical = top(lexical_scores.of(ids), settings.lexical_neighbor_weight, True)
         return dense, lexical
 
     def _fuse(self, dense, lexical, mode: Mode) -> list[tuple[int, float]]:

@@ -609,14 +609,14 @@ class Snapshot:
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these chunk ids, in that order (ids not in the snapshot are left out)."""
-        ids = [int(i) for i in ids]
-        found: dict[int, np.ndarray] = {}
-        for shard in self.shards:
-            shard_found, vectors = ann.vectors_of(shard, ids)
-            found.update(zip(shard_found.tolist(), vectors))
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         dim = int(self.manifest.get("model", {}).get("dimension") or (self.shards[0].d if self.shards else 0))
-        rows = [found[i] for i in ids if i in found]
-        return np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
+        out = np.zeros((len(ids), dim), dtype=np.float32)
+        found = np.zeros(len(ids), dtype=bool)
+        for number, held, rows in self._locate(ids):
+            out[held] = self.shards[number].vectors[rows]
+            found[held] = True
+        return out if found.all() else out[found]
 
     def _locate(self, ids: np.ndarray) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
         """(shard number, positions in `ids`, rows in that shard) of the ids each shard holds."""

@@ -87,8 +87,6 @@ def test_flat_index_without_raw_vectors_still_searches_and_filters(data, tmp_pat
     assert [i for i, _ in ann.search(index, queries[1], 5)] == exact(vectors, ids, queries[1], 5)
     allowed = ids[::7]
     assert [i for i, _ in ann.search(index, queries[1], 5, allowed)] == exact(vectors, ids, queries[1], 5, allowed)
-    found, rows = ann.vectors_of(index, [int(ids[3]), 999_999])
-    assert found.tolist() == [int(ids[3])] and np.allclose(rows[0], vectors[3])
 
 
 def test_recall_at_10_of_the_default_ivf_is_at_least_098(data):

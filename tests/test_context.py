@@ -62,7 +62,7 @@ def test_lexical_scores_of_given_ids_are_the_scores_search_gives_them():
     index = LexicalIndex([build_postings(passages[:2]), build_postings(passages[2:])], [np.array([10, 11]), np.array([20, 21])])
     found = dict(index.search("release build", 10))
     ids = np.array([21, 10, 20, 11, 99])
-    np.testing.assert_allclose(index.scores_of("release build", ids), [found[21], found[10], 0.0, found[11], 0.0], rtol=1e-6)
+    np.testing.assert_allclose(index.scored("release build").of(ids), [found[21], found[10], 0.0, found[11], 0.0], rtol=1e-6)
 
 
 def _doc(path, sections):
