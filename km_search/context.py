@@ -35,13 +35,14 @@ def _spans(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 def pool_windows(tokens: np.ndarray, size: int = WINDOW_TOKENS) -> np.ndarray:
     """Unit mean vectors of consecutive `size`-token runs of one text's token vectors (special tokens
     already dropped); the last run ends at the text's end, so every window has a full run of context."""
-    count = len(tokens)
-    if count == 0:
-        return np.zeros((0, tokens.shape[-1]), dtype=np.float32)
-    starts = list(range(0, max(count - size, 0), size)) + [max(count - size, 0)]
-    sums = np.concatenate([np.zeros((1, tokens.shape[-1]), np.float64), np.cumsum(tokens, axis=0, dtype=np.float64)])
-    ends = np.minimum(np.asarray(starts) + size, count)
-    pooled = (sums[ends] - sums[starts]) / (ends - np.asarray(starts))[:, None]
+    count, dimension = tokens.shape
+    if count <= size:
+        pooled = tokens.mean(axis=0, keepdims=True) if count else np.zeros((0, dimension), np.float32)
+    else:
+        full = count // size
+        pooled = tokens[: full * size].reshape(full, size, dimension).mean(axis=1)
+        if count % size:
+            pooled = np.concatenate([pooled, tokens[count - size :].mean(axis=0, keepdims=True)])
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
     return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
 
