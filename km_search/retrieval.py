@@ -94,11 +94,11 @@ class Retriever:
             return []
         # The lexical side needs no embedding: it runs on another core while the query is embedded
         # and the dense index searched (numpy, FAISS and OpenVINO release the GIL).
-        pending = _pool().submit(self.snapshot.lexical.scored, query, allowed) if mode != "dense" else None
+        pending = _pool().submit(self._lexical, query, n, allowed) if mode != "dense" else None
         query_vector = self.embedder.encode_query(query) if mode != "lexical" else None
         dense = self.snapshot.dense_search(query_vector, n, allowed) if query_vector is not None else []
-        lexical_scores = pending.result() if pending is not None else None
-        dense, lexical = self._in_context(query_vector, dense, lexical_scores, n)
+        lexical, lexical_scores = pending.result() if pending is not None else ([], None)
+        dense, lexical = self._in_context(query_vector, dense, lexical, lexical_scores, n)
         fused = self._fuse(dense, lexical, mode)
         if mode == "hybrid" and settings.feedback_passages and fused:
             # Rocchio feedback on the dense side: the best fused passages say what the query means
@@ -108,20 +108,23 @@ class Retriever:
                 settings.feedback_weight,
             )
             dense = self.snapshot.dense_search(expanded, n, allowed)
-            dense, lexical = self._in_context(expanded, dense, lexical_scores, n)
+            dense, lexical = self._in_context(expanded, dense, lexical, lexical_scores, n)
             fused = self._fuse(dense, lexical, mode)
         if self.reranker is not None and mode == "hybrid":
             fused = self._rerank(query, fused)
         d, l = dict(dense), dict(lexical)
         return [(cid, score, d.get(cid), l.get(cid)) for cid, score in fused[:depth]]
 
-    def _in_context(self, query_vector: np.ndarray | None, dense: list[tuple[int, float]],
+    def _lexical(self, query: str, n: int, allowed: np.ndarray | None) -> tuple[list[tuple[int, float]], LexicalScores]:
+        scores = self.snapshot.lexical.scored(query, allowed)
+        return scores.top(n), scores
+
+    def _in_context(self, query_vector: np.ndarray | None, dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
                     lexical_scores: LexicalScores | None, n: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
         """Both retrievers' top n, rescored with what a pooled vector and BM25 miss (context.py):
         each passage's best window joins its dense score, and each passage borrows from its best
         neighbour in the same section, which can bring that neighbour in as a new candidate."""
         settings = self.settings
-        lexical = lexical_scores.top(n) if lexical_scores is not None else []
         if not (settings.window_weight or settings.dense_neighbor_weight or settings.lexical_neighbor_weight):
             return dense, lexical
         ids = np.unique(np.fromiter((cid for cid, _ in chain(dense, lexical)), dtype=np.int64))
@@ -142,7 +145,7 @@ class Retriever:
             windows = self.snapshot.window_scores(query_vector, ids)
             mixed = (1 - settings.window_weight) * pooled + settings.window_weight * windows
             dense = top(np.where(np.isnan(windows), pooled, mixed).astype(np.float32), settings.dense_neighbor_weight, False)
-        if lexical:
+        if lexical and lexical_scores is not None:
             lexical = top(lexical_scores.of(ids), settings.lexical_neighbor_weight, True)
         return dense, lexical
 
