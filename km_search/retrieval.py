@@ -116,6 +116,7 @@ class Retriever:
         return [(cid, score, d.get(cid), l.get(cid)) for cid, score in fused[:depth]]
 
     def _lexical(self, query: str, n: int, allowed: np.ndarray | None) -> tuple[list[tuple[int, float]], LexicalScores]:
+        """BM25's top n, and every passage's score for the context step."""
         scores = self.snapshot.lexical.scored(query, allowed)
         return scores.top(n), scores
 
@@ -123,7 +124,8 @@ class Retriever:
                     lexical_scores: LexicalScores | None, n: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
         """Both retrievers' top n, rescored with what a pooled vector and BM25 miss (context.py):
         each passage's best window joins its dense score, and each passage borrows from its best
-        neighbour in the same section, which can bring that neighbour in as a new candidate."""
+        neighbour in the same section, which can bring that neighbour in as a new candidate (a
+        neighbour shares its document, so per-document filters and access rules let it through)."""
         settings = self.settings
         if not (settings.window_weight or settings.dense_neighbor_weight or settings.lexical_neighbor_weight):
             return dense, lexical
