@@ -131,10 +131,9 @@ def sibling(path: Path, what: str) -> Path:
 
 
 def open_vectors(path: Path) -> np.ndarray:
-    """A shard's raw vectors (or any array read a few hundred scattered rows a query: rescoring,
-    window vectors), memory-mapped read-only and marked for random access: the kernel's default
-    read-ahead would otherwise pull in (and keep resident) ~128 KiB around each row read, most of
-    the file after a few thousand queries."""
+    """A shard's raw vectors, memory-mapped read-only and marked for random access: rescoring reads a
+    few hundred scattered rows a query, and the kernel's default read-ahead would otherwise pull in
+    (and keep resident) ~128 KiB around each, most of the file after a few thousand queries."""
     vectors = np.load(path, mmap_mode="r")
     raw = getattr(vectors, "_mmap", None)
     if raw is not None and hasattr(raw, "madvise") and hasattr(mmap, "MADV_RANDOM"):

@@ -22,8 +22,6 @@ from typing import Sequence
 
 import numpy as np
 
-from .ann import open_vectors
-
 WINDOW_TOKENS = 48
 _FILES = ("offsets", "codes", "scales", "continues")
 
@@ -125,9 +123,9 @@ class ShardContext:
 
     @classmethod
     def load(cls, folder: Path) -> "ShardContext":
-        """Memory-mapped for scattered reads: a query reads only its candidates' windows."""
+        """Memory-mapped: a query reads only its candidates' windows."""
         # plain arrays over the mapping: indexing a np.memmap costs ~10 us of wrapping per call
-        a = {name: np.asarray(open_vectors(folder / f"{name}.npy")) for name in _FILES}
+        a = {name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r")) for name in _FILES}
         return cls(Windows(a["offsets"], a["codes"], a["scales"]), a["continues"])
 
 
