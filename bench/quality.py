@@ -65,23 +65,22 @@ def main() -> None:
     args = parser.parse_args()
     base = Settings()
     rows = []
-    models = tempfile.TemporaryDirectory(prefix="km-quality-")
-    for name, set_dir, docs in sets(args.sets.split(",") if args.sets else None):
-        # the default backend, its int8 export calibrated on this set's passages, as `km ingest` does
-        embedder = Embedder(backend=base.embed_backend, cache_dir=Path(models.name) / name)
-        if (set_dir / "qrels.tsv").exists():
-            started = time.time()
-            for variant, metrics in evaluate_passages(set_dir, base, embedder, QUERY_VARIANTS).items():
-                rows.append({"set": name, "kind": "passages", "chunking": "as given", "variant": variant, **metrics})
-            print(f"{name} passages: {time.time() - started:.0f} s", file=sys.stderr, flush=True)
-        for chunking in args.chunkings.split(","):
-            started = time.time()
-            settings = base.model_copy(update=CHUNKINGS[chunking])
-            for variant, metrics in evaluate_end_to_end(set_dir, settings, embedder, QUERY_VARIANTS, docs=docs).items():
-                rows.append({"set": name, "kind": "e2e", "chunking": chunking, "variant": variant, **metrics})
-            print(f"{name} e2e {chunking}: {time.time() - started:.0f} s", file=sys.stderr, flush=True)
-        Path(args.out).write_text(json.dumps(rows, indent=1))
-    models.cleanup()
+    with tempfile.TemporaryDirectory(prefix="km-quality-") as models:
+        for name, set_dir, docs in sets(args.sets.split(",") if args.sets else None):
+            # the default backend, its int8 export calibrated on this set's passages, as `km ingest` does
+            embedder = Embedder(backend=base.embed_backend, cache_dir=Path(models) / name)
+            if (set_dir / "qrels.tsv").exists():
+                started = time.time()
+                for variant, metrics in evaluate_passages(set_dir, base, embedder, QUERY_VARIANTS).items():
+                    rows.append({"set": name, "kind": "passages", "chunking": "as given", "variant": variant, **metrics})
+                print(f"{name} passages: {time.time() - started:.0f} s", file=sys.stderr, flush=True)
+            for chunking in args.chunkings.split(","):
+                started = time.time()
+                settings = base.model_copy(update=CHUNKINGS[chunking])
+                for variant, metrics in evaluate_end_to_end(set_dir, settings, embedder, QUERY_VARIANTS, docs=docs).items():
+                    rows.append({"set": name, "kind": "e2e", "chunking": chunking, "variant": variant, **metrics})
+                print(f"{name} e2e {chunking}: {time.time() - started:.0f} s", file=sys.stderr, flush=True)
+            Path(args.out).write_text(json.dumps(rows, indent=1))
     write_tables(rows)
 
 

@@ -90,10 +90,10 @@ class _TorchRuntime:
         self.dimension = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length)
 
-    def encode(self, texts: list[str], batch_size: int, windows: bool = False) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    def encode(self, texts: list[str], batch_size: int, windows: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
         if not windows:
             return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False), None
+                                     convert_to_numpy=True, show_progress_bar=False), []
         outputs = self.model.encode(texts, batch_size=batch_size, output_value=None, show_progress_bar=False)
         vectors = np.stack([o["sentence_embedding"].float().numpy() for o in outputs])
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -157,11 +157,11 @@ class _GraphRuntime:
             request = self._local.request = self.compiled.create_infer_request()
         return request.infer(feed)[self.compiled.output(0)]
 
-    def encode(self, texts: list[str], batch_size: int, windows: bool = False) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    def encode(self, texts: list[str], batch_size: int, windows: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
         # Sort by length so each batch pads to about its own length, then restore the order.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        per_text: list[np.ndarray] = [np.empty(0)] * len(texts)
+        per_text: list[np.ndarray] = [np.empty(0)] * len(texts) if windows else []
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
             feed = self._batch([texts[i] for i in rows])
@@ -173,7 +173,7 @@ class _GraphRuntime:
                 lengths = feed["attention_mask"].sum(axis=1)
                 for i, row in enumerate(rows):
                     per_text[row] = pool_windows(tokens[i, 1 : lengths[i] - 1])
-        return out, (per_text if windows else None)
+        return out, per_text
 
 
 def ensure_export(model_path: Path, backend: str, export_dir: Path, calibration: Sequence[str] | None = None) -> Path:
@@ -369,9 +369,9 @@ class Embedder:
     def encode_passages(self, texts: Sequence[str]) -> tuple[np.ndarray, Windows]:
         """Passage vectors and, from the same forward pass, their window vectors (km_search.context)."""
         vectors, per_text = self._encode(texts, windows=True)
-        return vectors, Windows.of(per_text or [], self.dimension)
+        return vectors, Windows.of(per_text, self.dimension)
 
-    def _encode(self, texts: Sequence[str], windows: bool) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    def _encode(self, texts: Sequence[str], windows: bool) -> tuple[np.ndarray, list[np.ndarray]]:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
         if self._runtime is None and self.calibration is None and len(texts) >= 16:

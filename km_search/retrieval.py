@@ -132,9 +132,15 @@ class Retriever:
         ids = np.unique(np.fromiter((cid for cid, _ in chain(dense, lexical)), dtype=np.int64))
         if not len(ids):
             return dense, lexical
-        ids = np.union1d(ids, np.concatenate(self.snapshot.neighbors(ids)))
-        ids = ids[ids >= 0]
-        before, after = (_index_in(ids, x) for x in self.snapshot.neighbors(ids))
+        # Pairs of adjacent passages (earlier, later) around the candidates; a neighbour brought in
+        # needs no lookup of its own: its link to the candidate is the same pair read backwards.
+        previous, following = self.snapshot.neighbors(ids)
+        earlier = np.concatenate([previous[previous >= 0], ids[following >= 0]])
+        later = np.concatenate([ids[previous >= 0], following[following >= 0]])
+        ids = np.union1d(ids, np.concatenate([earlier, later]))
+        before, after = np.full(len(ids), -1), np.full(len(ids), -1)
+        before[_index_in(ids, later)] = _index_in(ids, earlier)
+        after[_index_in(ids, earlier)] = _index_in(ids, later)
 
         def top(scores: np.ndarray, weight: float, positive: bool) -> list[tuple[int, float]]:
             scores = borrow_from_neighbors(scores, before, after, weight) if weight else scores
