@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from .types import SearchFilters
+from km_search.types import SearchFilters
 
 PUBLIC = "public"
 ALL = "*"  # a principal's group that sees every document

@@ -21,8 +21,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .lexical import STOPWORDS
-from .types import Answer, Citation, Hit
+from km_search.lexical import STOPWORDS
+from km_search.types import Answer, Citation, Hit
 
 Encode = Callable[[Sequence[str]], np.ndarray]
 

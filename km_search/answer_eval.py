@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .evaluation import SHINGLE, read_jsonl, shingles
+from km_search.evaluation import SHINGLE, read_jsonl, shingles
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 

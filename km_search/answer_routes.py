@@ -9,12 +9,12 @@ from fastapi import FastAPI, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from .api import Filters, HitOut
-from .auth import Admin, Reader
-from .documents import viewer_url
-from .service import SearchService
-from .settings import Settings
-from .types import AskResult, Citation, GapReport, SearchFilters
+from km_search.api import Filters, HitOut
+from km_search.auth import Admin, Reader
+from km_search.documents import viewer_url
+from km_search.service import SearchService
+from km_search.settings import Settings
+from km_search.types import AskResult, Citation, GapReport, SearchFilters
 
 
 class CitationOut(BaseModel):

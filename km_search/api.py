@@ -13,18 +13,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
-from .auth import Authenticator, Reader
-from .browser import add_browser_routes
-from .live import SnapshotFollower
-from .documents import viewer_url
-from .errors import KmError
-from .filters import make_filters
-from .security import SecurityMiddleware
-from .service import SearchService
-from .upload_routes import add_upload_routes
-from .settings import Settings, get_settings
-from .types import Expert, Hit, SearchFilters
+from km_search import __version__
+from km_search.auth import Authenticator, Reader
+from km_search.browser import add_browser_routes
+from km_search.live import SnapshotFollower
+from km_search.documents import viewer_url
+from km_search.errors import KmError
+from km_search.filters import make_filters
+from km_search.security import SecurityMiddleware
+from km_search.service import SearchService
+from km_search.upload_routes import add_upload_routes
+from km_search.settings import Settings, get_settings
+from km_search.types import Expert, Hit, SearchFilters
 
 log = logging.getLogger("km_search.api")
 
@@ -293,7 +293,7 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
 
     add_browser_routes(app, settings, service)
     add_upload_routes(app, settings, service)
-    from .answer_routes import add_answer_routes  # here: it imports this module's models
+    from km_search.answer_routes import add_answer_routes  # here: it imports this module's models
 
     add_answer_routes(app, settings, service)
     return app

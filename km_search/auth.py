@@ -27,10 +27,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from .access import ANONYMOUS, LOCAL, Principal, normalize_groups
-from .keys import KeyStore
-from .ratelimit import RateLimiter, retry_after
-from .settings import Settings
+from km_search.access import ANONYMOUS, LOCAL, Principal, normalize_groups
+from km_search.keys import KeyStore
+from km_search.ratelimit import RateLimiter, retry_after
+from km_search.settings import Settings
 
 __all__ = ["Authenticator", "Principal", "require_reader", "require_admin", "Reader", "Admin", "KEY_COOKIE"]
 

@@ -16,10 +16,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from .auth import Reader
-from .documents import render
-from .service import SearchService
-from .settings import Settings
+from km_search.auth import Reader
+from km_search.documents import render
+from km_search.service import SearchService
+from km_search.settings import Settings
 
 WEB = Path(__file__).with_name("web")
 

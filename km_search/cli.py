@@ -10,13 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_answers import add_answer_commands
-from .cli_keys import add_key_commands
-from .cli_options import (
+from km_search.cli_answers import add_answer_commands
+from km_search.cli_keys import add_key_commands
+from km_search.cli_options import (
     AfterOpt, AuthorOpt, BeforeOpt, IndexOpt, JsonOpt, PathOpt, ProjectOpt, TagOpt, TypeOpt, fail as _fail,
 )
-from .errors import KmError, NothingToPublish
-from .settings import Settings, get_settings
+from km_search.errors import KmError, NothingToPublish
+from km_search.settings import Settings, get_settings
 
 app = typer.Typer(help="km-search: semantic search over your organization's documents.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -118,8 +118,8 @@ def search(
     path: PathOpt = None, modified_after: AfterOpt = None, modified_before: BeforeOpt = None,
 ) -> None:
     """Search an index from the command line."""
-    from .filters import make_filters
-    from .service import SearchService
+    from km_search.filters import make_filters
+    from km_search.service import SearchService
 
     logging.disable(logging.WARNING)
     try:
@@ -128,7 +128,7 @@ def search(
     except KmError as exc:
         _fail(str(exc))
     if as_json:
-        from .api import HitOut
+        from km_search.api import HitOut
 
         typer.echo(json.dumps({"hits": [HitOut.of(h).model_dump() for h in result.hits]}, indent=2))
         return
@@ -154,8 +154,8 @@ def experts(
     path: PathOpt = None, modified_after: AfterOpt = None, modified_before: BeforeOpt = None,
 ) -> None:
     """People ranked by the relevant material they authored or changed, with evidence (docs/experts.md)."""
-    from .filters import make_filters
-    from .service import SearchService
+    from km_search.filters import make_filters
+    from km_search.service import SearchService
 
     logging.disable(logging.WARNING)
     try:
@@ -164,7 +164,7 @@ def experts(
     except KmError as exc:
         _fail(str(exc))
     if as_json:
-        from .api import ExpertOut
+        from km_search.api import ExpertOut
 
         typer.echo(json.dumps({"experts": [ExpertOut.of(e).model_dump() for e in found]}, indent=2))
         return
@@ -182,15 +182,15 @@ def experts(
 
 
 def _records(doc_type: str, query: str, index: str | None, k: int, as_json: bool, filters: dict) -> None:
-    from .filters import make_filters
-    from .service import SearchService
+    from km_search.filters import make_filters
+    from km_search.service import SearchService
 
     logging.disable(logging.WARNING)
     try:
         hits = SearchService(_settings(), index).records(query, doc_type, k=k, filters=make_filters(**filters))
     except KmError as exc:
         _fail(str(exc))
-    from .api import RecordOut
+    from km_search.api import RecordOut
 
     records = [RecordOut.of(h) for h in hits]
     if as_json:
@@ -241,12 +241,12 @@ def serve(
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from .api import create_app
-    from .service import SearchService
+    from km_search.api import create_app
+    from km_search.service import SearchService
 
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from .auth import AuthConfigError
+    from km_search.auth import AuthConfigError
 
     try:
         app_ = create_app(settings, SearchService(settings, index))
@@ -260,7 +260,7 @@ def serve(
 @app.command()
 def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Show what an index holds."""
-    from .store import Snapshot
+    from km_search.store import Snapshot
 
     settings = _settings()
     name = index or settings.index
@@ -285,8 +285,8 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure retrieval quality (nDCG@10, Recall@10/100, MRR@10, Hit@k, latency) on a labelled set."""
-    from .embedding import Embedder
-    from .evaluation import evaluate_end_to_end, evaluate_passages
+    from km_search.embedding import Embedder
+    from km_search.evaluation import evaluate_end_to_end, evaluate_passages
 
     settings = _settings()
     embedder = Embedder.from_settings(settings)
@@ -334,9 +334,9 @@ def tune(
     Then use it with KM_MODEL=OUTPUT and `km ingest --full`. Takes minutes on a CPU."""
     from rich.console import Console
 
-    from .embedding import resolve_model_path
-    from .store import Snapshot
-    from .tuning import fine_tune, index_rows, mine_pairs
+    from km_search.embedding import resolve_model_path
+    from km_search.store import Snapshot
+    from km_search.tuning import fine_tune, index_rows, mine_pairs
 
     settings = _settings()
     name = index or settings.index

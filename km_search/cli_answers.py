@@ -12,9 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import IndexOpt, JsonOpt, fail as _fail
-from .errors import KmError
-from .settings import get_settings
+from km_search.cli_options import IndexOpt, JsonOpt, fail as _fail
+from km_search.errors import KmError
+from km_search.settings import get_settings
 
 
 def ask(
@@ -28,7 +28,7 @@ def ask(
 
     `--json` prints the same object as GET /ask.
     """
-    from .service import SearchService
+    from km_search.service import SearchService
 
     logging.disable(logging.WARNING)
     try:
@@ -36,7 +36,7 @@ def ask(
     except KmError as exc:
         _fail(str(exc))
     if as_json:
-        from .answer_routes import AskOut
+        from km_search.answer_routes import AskOut
 
         typer.echo(json.dumps(AskOut.of(result).model_dump(), indent=2))
         return
@@ -65,7 +65,7 @@ def gaps(
 ) -> None:
     """Knowledge gaps: logged questions that went unanswered, scored low or were marked unhelpful,
     grouped by meaning into topics. `--json` prints the same object as GET /analytics/gaps."""
-    from .service import SearchService
+    from km_search.service import SearchService
 
     logging.disable(logging.WARNING)
     try:
@@ -73,7 +73,7 @@ def gaps(
     except KmError as exc:
         _fail(str(exc))
     if as_json:
-        from .answer_routes import GapsOut
+        from km_search.answer_routes import GapsOut
 
         typer.echo(json.dumps(GapsOut.of(report).model_dump(), indent=2))
         return
@@ -109,9 +109,9 @@ def eval_answers(
 ) -> None:
     """Measure answers: the share quoting the gold answer, and abstention precision and coverage,
     with the threshold calibrated on answerable against unanswerable questions (docs/answers.md)."""
-    from .answer_eval import evaluate_answers, evaluation_settings, outcome_rows
-    from .embedding import Embedder
-    from .service import SearchService
+    from km_search.answer_eval import evaluate_answers, evaluation_settings, outcome_rows
+    from km_search.embedding import Embedder
+    from km_search.service import SearchService
 
     logging.disable(logging.WARNING)
     settings = get_settings()

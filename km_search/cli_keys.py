@@ -10,15 +10,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import JsonOpt, fail as _fail
-from .errors import KmError
-from .settings import get_settings
+from km_search.cli_options import JsonOpt, fail as _fail
+from km_search.errors import KmError
+from km_search.settings import get_settings
 
 keys_app = typer.Typer(help="API keys for KM_AUTH=keys: create, list, revoke.", no_args_is_help=True)
 
 
 def _store():
-    from .keys import KeyStore
+    from km_search.keys import KeyStore
 
     return KeyStore(get_settings().keys_path())
 

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import DocumentNotFound
-from .store import Snapshot, meta_from_row
-from .types import DocumentMeta, Section
+from km_search.errors import DocumentNotFound
+from km_search.store import Snapshot, meta_from_row
+from km_search.types import DocumentMeta, Section
 
 # Formats a browser displays itself, with the media type to serve them as.
 SERVED_AS_IS = {"pdf": "application/pdf", "html": "text/html; charset=utf-8"}

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .context import Windows, pool_windows
-from .errors import KmError
+from km_search.context import Windows, pool_windows
+from km_search.errors import KmError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

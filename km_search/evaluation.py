@@ -134,7 +134,7 @@ Variants = dict[str, dict]  # name -> settings overrides, plus an optional "mode
 
 def _score_variants(settings, embedder, index: str, queries, judge, variants: Variants) -> dict[str, dict]:
     """Query one built index under each variant (query-time settings and retrieval mode)."""
-    from .service import SearchService
+    from km_search.service import SearchService
 
     results = {}
     for name, overrides in variants.items():

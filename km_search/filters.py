@@ -10,9 +10,9 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 
-from .errors import BadQuery
-from .people import fold
-from .types import SearchFilters
+from km_search.errors import BadQuery
+from km_search.people import fold
+from km_search.types import SearchFilters
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # The document date filters and recency use: when it was last changed, else when it was written.

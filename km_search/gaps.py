@@ -13,8 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .querylog import LoggedQuery
-from .types import GapTopic
+from km_search.querylog import LoggedQuery
+from km_search.types import GapTopic
 
 
 def normalize_question(text: str) -> str:

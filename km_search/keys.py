@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .access import ROLES, Principal, normalize_groups
-from .errors import KmError
+from km_search.access import ROLES, Principal, normalize_groups
+from km_search.errors import KmError
 
 PREFIX = "km_"
 _LAST_USED_EVERY_S = 60  # last_used is written at most this often per key

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from .errors import KmError
+from km_search.errors import KmError
 
 log = logging.getLogger("km_search.live")
 

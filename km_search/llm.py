@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from .types import Hit
+from km_search.types import Hit
 
 SYSTEM_PROMPT = (
     "You answer questions about an organization's documents using only the numbered passages you are given. "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .errors import KmError
+from km_search.errors import KmError
 
 log = logging.getLogger("km_search.querylog")
 

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from .errors import KmError
+from km_search.errors import KmError
 
 
 class Reranker:

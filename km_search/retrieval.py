@@ -13,16 +13,16 @@ from typing import Literal
 
 import numpy as np
 
-from .ann import locate
-from .context import borrow_from_neighbors
-from .lexical import LexicalScores
-from .embedding import Embedder
-from .rerank import Reranker
-from .fusion import convex_combination, reciprocal_rank_fusion
-from .settings import Settings
-from .snippets import snippet
-from .store import Snapshot, meta_from_row
-from .types import Hit, SearchFilters, SearchResult
+from km_search.ann import locate
+from km_search.context import borrow_from_neighbors
+from km_search.lexical import LexicalScores
+from km_search.embedding import Embedder
+from km_search.rerank import Reranker
+from km_search.fusion import convex_combination, reciprocal_rank_fusion
+from km_search.settings import Settings
+from km_search.snippets import snippet
+from km_search.store import Snapshot, meta_from_row
+from km_search.types import Hit, SearchFilters, SearchResult
 
 Mode = Literal["hybrid", "dense", "lexical"]
 

@@ -19,7 +19,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .settings import Settings
+from km_search.settings import Settings
 
 UPLOAD_PATHS = ("/documents",)
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

@@ -9,18 +9,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Mapping
 
-from .access import LOCAL, Principal, restrict
-from .documents import SourceDocument, find_document, may_read
-from .embedding import Embedder
-from .errors import BadQuery, DocumentNotFound, IndexMismatch
-from .filters import groups_sql
-from .experts import experts_from_ranking
-from .rerank import Reranker
-from .qa import QuestionAnswering
-from .retrieval import Mode, Retriever
-from .settings import Settings
-from .store import Snapshot, current_snapshot_path, hold_snapshots, release_snapshots
-from .types import AskResult, Expert, GapReport, Hit, SearchFilters, SearchResult
+from km_search.access import LOCAL, Principal, restrict
+from km_search.documents import SourceDocument, find_document, may_read
+from km_search.embedding import Embedder
+from km_search.errors import BadQuery, DocumentNotFound, IndexMismatch
+from km_search.filters import groups_sql
+from km_search.experts import experts_from_ranking
+from km_search.rerank import Reranker
+from km_search.qa import QuestionAnswering
+from km_search.retrieval import Mode, Retriever
+from km_search.settings import Settings
+from km_search.store import Snapshot, current_snapshot_path, hold_snapshots, release_snapshots
+from km_search.types import AskResult, Expert, GapReport, Hit, SearchFilters, SearchResult
 
 
 @lru_cache(maxsize=1)

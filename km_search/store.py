@@ -43,13 +43,13 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import ann
-from .context import ShardContext, Windows
-from .errors import IndexMismatch, IndexNotFound, KmError
-from .filters import filter_sql
-from .lexical import LexicalIndex, Postings, build_postings, join_postings
-from .people import fold, is_bot, normalize_email, parse_person, person_key
-from .types import Chunk, Document, DocumentMeta, SearchFilters
+from km_search import ann
+from km_search.context import ShardContext, Windows
+from km_search.errors import IndexMismatch, IndexNotFound, KmError
+from km_search.filters import filter_sql
+from km_search.lexical import LexicalIndex, Postings, build_postings, join_postings
+from km_search.people import fold, is_bot, normalize_email, parse_person, person_key
+from km_search.types import Chunk, Document, DocumentMeta, SearchFilters
 
 FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
