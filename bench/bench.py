@@ -68,7 +68,7 @@ def passages_200(limit: int) -> list[str]:
 
 def bench_embed() -> dict[str, Any]:
     """Passages/s of ~200 words at batch 32, and one query's latency, per backend."""
-    from km_search.embedding import BACKENDS, Embedder
+    from km_search.embedding.embedder import BACKENDS, Embedder
 
     texts = passages_200(128 if QUICK else 320)
     cache = Path(tempfile.gettempdir()) / "km-bench-models"
@@ -204,8 +204,8 @@ def recall_at_10(found: list[list[int]], truth: np.ndarray) -> float:
 def real_recall(index_path: Path, backend: str) -> dict[str, Any]:
     """recall@10 of the IVF index (forced on, as beyond KM_ANN_EXACT_ROWS) against exact search, on the
     real passage vectors of an ingested corpus and real queries embedded with the index's model."""
-    from km_search import ann
-    from km_search.embedding import Embedder
+    from km_search.index import dense as ann
+    from km_search.embedding.embedder import Embedder
     from km_search.settings import Settings
 
     import faiss
@@ -281,7 +281,7 @@ class EmbeddingShape(NamedTuple):
 def embedding_shape(backend: str, count: int = 2000) -> EmbeddingShape | None:
     """The shape of `count` real ~200-word passages of Python's docs embedded by the bundled model;
     None without the docs (the generators then fall back to isotropic noise)."""
-    from km_search.embedding import Embedder
+    from km_search.embedding.embedder import Embedder
 
     texts = passages_200(count)
     if len(texts) < 500:
@@ -364,7 +364,7 @@ def vocabulary() -> list[str]:
 def model_cache(backend: str) -> Path:
     """A folder holding the backend's export of the bundled model (made once, calibrated on real
     passages), copied into each synthetic index as `<index>/models`, as a real ingest leaves it."""
-    from km_search.embedding import Embedder
+    from km_search.embedding.embedder import Embedder
 
     cache = Path(tempfile.gettempdir()) / "km-bench-models"
     embedder = Embedder(backend=backend, cache_dir=cache)
@@ -375,7 +375,7 @@ def model_cache(backend: str) -> Path:
 
 def synthetic_windows(passage_vectors: np.ndarray, rng: np.random.Generator, per_passage: int = 5):
     """Window vectors around each passage's (cosine ~0.75 to it), as many as a 300-word passage has."""
-    from km_search.context import Windows
+    from km_search.index.context import Windows
 
     noise = rng.normal(0.0, 0.045, (len(passage_vectors), per_passage, passage_vectors.shape[1])).astype(np.float32)
     windows = passage_vectors[:, None, :] + noise
@@ -387,8 +387,8 @@ def build_synthetic_index(index_path: Path, vectors: np.ndarray, backend: str) -
     """A published snapshot of synthetic passages (60 words each, 10 a document) written through the
     store (SnapshotWriter, the ingest pipeline's manifest), so `km serve` serves it like any index."""
     from ingest.pipeline import _manifest
-    from km_search import ann
-    from km_search.embedding import Embedder
+    from km_search.index import dense as ann
+    from km_search.embedding.embedder import Embedder
     from km_search.settings import Settings
     from km_search.store import SnapshotWriter, SourceInfo, index_lock
     from km_search.types import Chunk, Document, DocumentMeta
@@ -427,7 +427,7 @@ def build_synthetic_index(index_path: Path, vectors: np.ndarray, backend: str) -
 def snapshot_recall(index_path: Path, vectors: np.ndarray, shape: EmbeddingShape | None) -> dict[str, Any]:
     """recall@10 of the served dense index (every shard, as `km serve` searches it) against exact
     search, and its latency, at the default nprobe, half and double it."""
-    from km_search import ann
+    from km_search.index import dense as ann
     from km_search.store import Snapshot
 
     snapshot = Snapshot.open(index_path)

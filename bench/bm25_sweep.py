@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from km_search import lexical  # noqa: E402
-from km_search.context import Windows  # noqa: E402
-from km_search.embedding import Embedder  # noqa: E402
+from km_search.index import lexical
+from km_search.index.context import Windows
+from km_search.embedding.embedder import Embedder
 from km_search.evaluation import evaluate_passages  # noqa: E402
 from km_search.settings import Settings  # noqa: E402
 

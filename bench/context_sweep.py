@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from km_search.embedding import Embedder  # noqa: E402
+from km_search.embedding.embedder import Embedder
 from km_search.evaluation import evaluate_end_to_end, evaluate_passages  # noqa: E402
 from km_search.settings import Settings  # noqa: E402
 

@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from km_search.people import fold, normalize_email
+from km_search.experts.people import fold, normalize_email
 from km_search.types import Contributor
 
 _RECORD, _FIELD = "\x1e", "\x00"

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from km_search.people import fold
+from km_search.experts.people import fold
 from km_search.types import Contributor, DocumentMeta, Section
 
 from .parsers._common import scalar_str, split_names, split_tags

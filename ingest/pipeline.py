@@ -24,9 +24,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from km_search import __version__, ann
-from km_search.context import Windows
-from km_search.embedding import Embedder
+from km_search import __version__
+from km_search.index import dense
+from km_search.index.context import Windows
+from km_search.embedding.embedder import Embedder
 from km_search.errors import KmError, NothingToPublish
 from km_search.settings import Settings
 from km_search.store import (
@@ -290,7 +291,7 @@ def apply_plan(plan: Plan, index_path: Path, manifest: dict, settings: Settings,
         report.files.extend(plan.failed)
         _finish(report, plan.base)
         return
-    writer = SnapshotWriter(index_path, manifest, base=plan.base, index_options=lambda rows: ann.options(settings, rows))
+    writer = SnapshotWriter(index_path, manifest, base=plan.base, index_options=lambda rows: dense.options(settings, rows))
     try:
         for path in plan.removed:
             writer.remove(path)

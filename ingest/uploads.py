@@ -19,7 +19,7 @@ from typing import BinaryIO, Mapping
 
 import yaml
 
-from km_search.embedding import Embedder
+from km_search.embedding.embedder import Embedder
 from km_search.errors import DocumentNotFound, KmError
 from km_search.settings import Settings
 from km_search.store import MANIFEST, _write_atomic, current_snapshot_path, index_lock

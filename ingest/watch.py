@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from km_search.embedding import Embedder
+from km_search.embedding.embedder import Embedder
 from km_search.errors import KmError
 from km_search.settings import Settings
 

@@ -22,7 +22,7 @@ import numpy as np
 import pebble
 
 from km_search.errors import KmError
-from km_search.context import Windows
+from km_search.index.context import Windows
 from km_search.settings import Settings
 from km_search.store import SourceInfo
 from km_search.types import Chunk, Document

@@ -19,7 +19,7 @@ from km_search.browser import add_browser_routes
 from km_search.live import SnapshotFollower
 from km_search.documents import viewer_url
 from km_search.errors import KmError
-from km_search.filters import make_filters
+from km_search.search.filters import make_filters
 from km_search.security import SecurityMiddleware
 from km_search.service import SearchService
 from km_search.upload_routes import add_upload_routes

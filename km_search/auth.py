@@ -27,8 +27,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from km_search.access import ANONYMOUS, LOCAL, Principal, normalize_groups
-from km_search.keys import KeyStore
+from km_search.access.principals import ANONYMOUS, LOCAL, Principal, normalize_groups
+from km_search.access.keys import KeyStore
 from km_search.ratelimit import RateLimiter, retry_after
 from km_search.settings import Settings
 

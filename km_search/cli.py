@@ -118,7 +118,7 @@ def search(
     path: PathOpt = None, modified_after: AfterOpt = None, modified_before: BeforeOpt = None,
 ) -> None:
     """Search an index from the command line."""
-    from km_search.filters import make_filters
+    from km_search.search.filters import make_filters
     from km_search.service import SearchService
 
     logging.disable(logging.WARNING)
@@ -154,7 +154,7 @@ def experts(
     path: PathOpt = None, modified_after: AfterOpt = None, modified_before: BeforeOpt = None,
 ) -> None:
     """People ranked by the relevant material they authored or changed, with evidence (docs/experts.md)."""
-    from km_search.filters import make_filters
+    from km_search.search.filters import make_filters
     from km_search.service import SearchService
 
     logging.disable(logging.WARNING)
@@ -182,7 +182,7 @@ def experts(
 
 
 def _records(doc_type: str, query: str, index: str | None, k: int, as_json: bool, filters: dict) -> None:
-    from km_search.filters import make_filters
+    from km_search.search.filters import make_filters
     from km_search.service import SearchService
 
     logging.disable(logging.WARNING)
@@ -285,7 +285,7 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure retrieval quality (nDCG@10, Recall@10/100, MRR@10, Hit@k, latency) on a labelled set."""
-    from km_search.embedding import Embedder
+    from km_search.embedding.embedder import Embedder
     from km_search.evaluation import evaluate_end_to_end, evaluate_passages
 
     settings = _settings()
@@ -334,9 +334,9 @@ def tune(
     Then use it with KM_MODEL=OUTPUT and `km ingest --full`. Takes minutes on a CPU."""
     from rich.console import Console
 
-    from km_search.embedding import resolve_model_path
+    from km_search.embedding.embedder import resolve_model_path
     from km_search.store import Snapshot
-    from km_search.tuning import fine_tune, index_rows, mine_pairs
+    from km_search.embedding.tuning import fine_tune, index_rows, mine_pairs
 
     settings = _settings()
     name = index or settings.index

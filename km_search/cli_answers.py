@@ -110,7 +110,7 @@ def eval_answers(
     """Measure answers: the share quoting the gold answer, and abstention precision and coverage,
     with the threshold calibrated on answerable against unanswerable questions (docs/answers.md)."""
     from km_search.answer_eval import evaluate_answers, evaluation_settings, outcome_rows
-    from km_search.embedding import Embedder
+    from km_search.embedding.embedder import Embedder
     from km_search.service import SearchService
 
     logging.disable(logging.WARNING)

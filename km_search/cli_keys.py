@@ -18,7 +18,7 @@ keys_app = typer.Typer(help="API keys for KM_AUTH=keys: create, list, revoke.", 
 
 
 def _store():
-    from km_search.keys import KeyStore
+    from km_search.access.keys import KeyStore
 
     return KeyStore(get_settings().keys_path())
 

@@ -9,15 +9,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Mapping
 
-from km_search.access import LOCAL, Principal, restrict
+from km_search.access.principals import LOCAL, Principal, restrict
 from km_search.documents import SourceDocument, find_document, may_read
-from km_search.embedding import Embedder
+from km_search.embedding.embedder import Embedder
 from km_search.errors import BadQuery, DocumentNotFound, IndexMismatch
-from km_search.filters import groups_sql
-from km_search.experts import experts_from_ranking
-from km_search.rerank import Reranker
-from km_search.qa import QuestionAnswering
-from km_search.retrieval import Mode, Retriever
+from km_search.search.filters import groups_sql
+from km_search.experts.ranking import experts_from_ranking
+from km_search.embedding.rerank import Reranker
+from km_search.answers.ask import QuestionAnswering
+from km_search.search.retrieval import Mode, Retriever
 from km_search.settings import Settings
 from km_search.store import Snapshot, current_snapshot_path, hold_snapshots, release_snapshots
 from km_search.types import AskResult, Expert, GapReport, Hit, SearchFilters, SearchResult

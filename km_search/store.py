@@ -43,12 +43,12 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from km_search import ann
-from km_search.context import ShardContext, Windows
+from km_search.index import dense
+from km_search.index.context import ShardContext, Windows
 from km_search.errors import IndexMismatch, IndexNotFound, KmError
-from km_search.filters import filter_sql
-from km_search.lexical import LexicalIndex, Postings, build_postings, join_postings
-from km_search.people import fold, is_bot, normalize_email, parse_person, person_key
+from km_search.search.filters import filter_sql
+from km_search.index.lexical import LexicalIndex, Postings, build_postings, join_postings
+from km_search.experts.people import fold, is_bot, normalize_email, parse_person, person_key
 from km_search.types import Chunk, Document, DocumentMeta, SearchFilters
 
 FORMAT_VERSION = 5
@@ -227,7 +227,7 @@ class SnapshotWriter:
         self.manifest = dict(manifest)
         self.shard_rows = shard_rows
         self.base = base
-        self.index_options = index_options or (lambda rows: {"kind": "flat"})  # ann.options for a shard size
+        self.index_options = index_options or (lambda rows: {"kind": "flat"})  # dense.options for a shard size
         self.db = sqlite3.connect(self.folder / DATABASE)
         if base is None:
             self.db.executescript(SCHEMA)
@@ -364,10 +364,10 @@ class SnapshotWriter:
         unless the caller carries them over."""
         stem = f"shard-{len(self.shards):04d}"
         options = self.index_options(len(ids))
-        index = ann.build_index(vectors, ids, options)
+        index = dense.build_index(vectors, ids, options)
         np.save(self.folder / f"{stem}.ids.npy", index.ids)
         np.save(self.folder / f"{stem}.vectors.npy", index.vectors)
-        ann.write_index(index, self.folder / f"{stem}.faiss")
+        dense.write_index(index, self.folder / f"{stem}.faiss")
         if postings is not None and postings.row_count != len(ids):
             raise KmError(f"snapshot {self.snapshot_id}: {postings.row_count} lexical rows for {len(ids)} vectors")
         (postings or build_postings(self._passages(index.ids))).save(self.folder / f"{stem}.bm25")
@@ -560,7 +560,7 @@ class Snapshot:
 
     path: Path
     manifest: dict[str, Any]
-    shards: list[ann.ShardIndex] = field(default_factory=list)  # with ascending ids and memory-mapped vectors
+    shards: list[dense.ShardIndex] = field(default_factory=list)  # with ascending ids and memory-mapped vectors
     lexical: LexicalIndex = field(default_factory=lambda: LexicalIndex([], []))  # BM25 over the same rows
     contexts: list[ShardContext] = field(default_factory=list)  # windows and section continuity, per shard
     _local: threading.local = field(default_factory=threading.local)
@@ -576,7 +576,7 @@ class Snapshot:
                 f"index at {path} has format {manifest.get('format_version')}, this km-search reads "
                 f"{FORMAT_VERSION}: rebuild it with `km ingest PATH --index {index_path.name}`"
             )
-        shards = [ann.read_index(path / s["file"], ann.open_vectors(path / s["vectors"]), np.load(path / s["ids"]))
+        shards = [dense.read_index(path / s["file"], dense.open_vectors(path / s["vectors"]), np.load(path / s["ids"]))
                   for s in manifest.get("shards", [])]
         lexical = LexicalIndex([Postings.load(path / s["bm25"]) for s in manifest.get("shards", [])],
                                [shard.ids for shard in shards])
@@ -603,7 +603,7 @@ class Snapshot:
             return []
         found: list[tuple[int, float]] = []
         for shard in self.shards:
-            found.extend(ann.search(shard, vector, n, allowed))
+            found.extend(dense.search(shard, vector, n, allowed))
         found.sort(key=lambda pair: -pair[1])
         return found[:n]
 
@@ -622,7 +622,7 @@ class Snapshot:
         """(shard number, positions in `ids`, rows in that shard) of the ids each shard holds."""
         for number, shard in enumerate(self.shards):
             assert shard.ids is not None
-            held, rows = ann.locate(shard.ids, ids)
+            held, rows = dense.locate(shard.ids, ids)
             if len(held):
                 yield number, held, rows
 

@@ -12,10 +12,10 @@ from fastapi import FastAPI, File, Form, Path, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from km_search.access import normalize_groups
+from km_search.access.principals import normalize_groups
 from km_search.auth import Admin
 from km_search.errors import BadQuery
-from km_search.filters import _values
+from km_search.search.filters import _values
 from km_search.service import SearchService
 from km_search.settings import Settings
 

@@ -56,7 +56,7 @@ class HashingEmbedder:
 
     def encode_passages(self, texts):
         """Vectors, and windows of 8 words each, as the real embedder's windows of tokens."""
-        from km_search.context import Windows
+        from km_search.index.context import Windows
 
         runs = [[" ".join(w[i : i + 8]) for i in range(0, len(w), 8)] for w in (t.split() for t in texts)]
         return self.encode(texts), Windows.of([self._vectors(r) for r in runs], self.dimension)
@@ -77,7 +77,7 @@ def fake_embedder() -> HashingEmbedder:
 
 @pytest.fixture(scope="session")
 def real_embedder():
-    from km_search.embedding import Embedder
+    from km_search.embedding.embedder import Embedder
 
     embedder = Embedder()
     embedder.encode(["load the model once per test session"])

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from km_search import ann
+from km_search.index import dense as ann
 
 
 def unit(rows: int, seed: int = 0, d: int = 128) -> np.ndarray:

@@ -5,7 +5,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from km_search.answer import (
+from km_search.answers.extractive import (
     AnswerParams,
     coverage,
     extract_answer,
@@ -17,9 +17,9 @@ from km_search.answer import (
     _trigrams,
 )
 from km_search.answer_eval import AnswerOutcome, at_threshold, calibrate, quotes_gold
-from km_search.gaps import cluster, distinct_questions, find_gaps
-from km_search.llm import build_messages, cited_answer, endpoint
-from km_search.querylog import LoggedQuery, QueryLog, UnknownQuery
+from km_search.answers.gaps import cluster, distinct_questions, find_gaps
+from km_search.answers.llm import build_messages, cited_answer, endpoint
+from km_search.answers.querylog import LoggedQuery, QueryLog, UnknownQuery
 from km_search.types import Hit
 
 

@@ -86,7 +86,7 @@ def test_missing_index_is_a_clear_503(settings, fake_embedder):
 
 
 def test_model_mismatch_is_refused(client, settings):
-    from km_search.embedding import Embedder
+    from km_search.embedding.embedder import Embedder
 
     other = SearchService(settings, embedder=Embedder("/no/such/model"))
     with pytest.raises(Exception, match="built with hashing-test but KM_MODEL is /no/such/model"):

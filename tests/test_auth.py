@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 
 from ingest.chunking import chunk_document
 from ingest.metadata import document_groups, supersessions
-from km_search.access import LOCAL, Principal, normalize_groups, restrict
+from km_search.access.principals import LOCAL, Principal, normalize_groups, restrict
 from km_search.api import create_app
 from km_search.auth import AuthConfigError, require_reader
 from km_search.documents import confined_path
-from km_search.keys import KeyStore
+from km_search.access.keys import KeyStore
 from km_search.ratelimit import RateLimiter
 from km_search.service import SearchService
 from km_search.settings import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from km_search.context import Windows, borrow_from_neighbors, pool_windows
+from km_search.index.context import Windows, borrow_from_neighbors, pool_windows
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -55,7 +55,7 @@ def test_each_passage_borrows_from_its_best_neighbour_only():
 
 
 def test_lexical_scores_of_given_ids_are_the_scores_search_gives_them():
-    from km_search.lexical import LexicalIndex, build_postings
+    from km_search.index.lexical import LexicalIndex, build_postings
 
     passages = [("Release notes", "the release was delayed by a broken build"), ("Build", "build the package with make"),
                 ("Other", "nothing relevant here"), ("Notes", "release the lock after the build finishes")]
@@ -130,7 +130,7 @@ def test_an_incremental_snapshot_keeps_windows_and_neighbours_of_carried_rows(tm
 
 @pytest.mark.parametrize("backend", ["torch", "openvino-int8"])
 def test_a_question_about_one_sentence_matches_its_window_better_than_the_whole_passage(backend, tmp_path):
-    from km_search.embedding import Embedder
+    from km_search.embedding.embedder import Embedder
 
     embedder = Embedder(backend=backend, cache_dir=tmp_path / "models")
     passage = (
@@ -150,7 +150,7 @@ def test_a_question_about_one_sentence_matches_its_window_better_than_the_whole_
 
 
 def test_a_passage_rises_with_the_neighbour_that_matches_and_windows_count_in_the_dense_score(tmp_path, fake_embedder, settings):
-    from km_search.retrieval import Retriever
+    from km_search.search.retrieval import Retriever
     from km_search.store import Snapshot
 
     answer = ("Hotels in London are reimbursed up to 220 pounds per night for every employee on a business trip "

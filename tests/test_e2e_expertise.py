@@ -34,7 +34,7 @@ def snapshot(workspace, ingest_report):
 
 
 def matching_chunks(snapshot, params: dict) -> int:
-    from km_search.filters import make_filters
+    from km_search.search.filters import make_filters
     from km_search.store import filtered_chunks_sql
 
     f = make_filters(params.get("type"), params.get("project"), params.get("author"), params.get("tag"),

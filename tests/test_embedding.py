@@ -3,7 +3,7 @@ import shutil
 import numpy as np
 import pytest
 
-from km_search.embedding import Embedder, ModelNotFound, resolve_model_path
+from km_search.embedding.embedder import Embedder, ModelNotFound, resolve_model_path
 
 
 def test_bundled_model_gives_normalized_vectors_that_rank_by_meaning(real_embedder):

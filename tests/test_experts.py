@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from ingest.chunking import chunk_document
-from km_search.experts import (
+from km_search.experts.ranking import (
     GIT_WEIGHT,
     Involvement,
     Passage,
@@ -17,7 +17,7 @@ from km_search.experts import (
     rank_experts,
     recency,
 )
-from km_search.people import display_name, fold, is_bot, normalize_email, parse_person, person_key
+from km_search.experts.people import display_name, fold, is_bot, normalize_email, parse_person, person_key
 from km_search.service import SearchService
 from km_search.store import SnapshotWriter, SourceInfo
 from km_search.types import Contributor, Document, DocumentMeta, Section

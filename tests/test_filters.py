@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from ingest.chunking import chunk_document
 from km_search.api import create_app
 from km_search.errors import BadQuery
-from km_search.filters import filter_sql, make_filters
+from km_search.search.filters import filter_sql, make_filters
 from km_search.service import SearchService
 from km_search.store import SnapshotWriter, SourceInfo
 from km_search.types import Document, DocumentMeta, SearchFilters, Section

@@ -1,6 +1,6 @@
 import pytest
 
-from km_search.fusion import convex_combination, min_max, reciprocal_rank_fusion
+from km_search.search.fusion import convex_combination, min_max, reciprocal_rank_fusion
 
 
 def test_rrf_rewards_agreement():

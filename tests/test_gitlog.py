@@ -13,7 +13,7 @@ import pytest
 
 from ingest.gitlog import contributors, parse_log
 from ingest.pipeline import ingest
-from km_search.filters import make_filters
+from km_search.search.filters import make_filters
 from km_search.service import SearchService
 from km_search.types import Contributor
 

@@ -4,8 +4,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from km_search.lexical import LexicalIndex, Postings, build_postings, join_postings, query_terms, tokens
-from km_search.snippets import snippet
+from km_search.index.lexical import LexicalIndex, Postings, build_postings, join_postings, query_terms, tokens
+from km_search.search.snippets import snippet
 
 
 def index_of(passages, shard_rows=None, ids=None, **bm25):

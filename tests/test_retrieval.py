@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ingest.chunking import chunk_document
-from km_search.retrieval import Retriever, feedback_vector
+from km_search.search.retrieval import Retriever, feedback_vector
 from km_search.store import Snapshot, SnapshotWriter, SourceInfo
 from km_search.types import Document, DocumentMeta, Section
 
@@ -65,8 +65,8 @@ def test_a_real_cross_encoder_from_a_local_folder(tmp_path, snapshot, fake_embed
 
     from transformers import BertConfig, BertForSequenceClassification
 
-    from km_search.embedding import resolve_model_path
-    from km_search.rerank import Reranker
+    from km_search.embedding.embedder import resolve_model_path
+    from km_search.embedding.rerank import Reranker
 
     folder = tmp_path / "tiny-reranker"
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -85,7 +85,7 @@ def test_a_real_cross_encoder_from_a_local_folder(tmp_path, snapshot, fake_embed
 
 def test_reranker_path_must_be_a_model_folder(tmp_path):
     from km_search.errors import KmError
-    from km_search.rerank import Reranker
+    from km_search.embedding.rerank import Reranker
 
     with pytest.raises(KmError, match="not a local CrossEncoder folder"):
         Reranker(str(tmp_path))

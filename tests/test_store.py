@@ -88,7 +88,7 @@ def test_snapshot_of_an_older_format_is_refused_with_how_to_rebuild(tmp_path, fa
 
 
 def test_people_rows_and_filtered_dense_search(tmp_path, fake_embedder):
-    from km_search.filters import make_filters
+    from km_search.search.filters import make_filters
     from km_search.types import Contributor
 
     docs = [_doc("a.md", "alpha beta", authors=("Ann Lee <Ann@X.example>", "Ann Lee <ann@x.example>", "Bob")),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import EXAMPLES, KM
-from km_search.tuning import mine_pairs
+from km_search.embedding.tuning import mine_pairs
 
 ROWS = [
     ("Billing runbook", ("Billing runbook", "Rollback"),
@@ -44,7 +44,7 @@ def test_km_tune_writes_a_model_that_ingests_and_answers(workspace, ingest_repor
     info = json.loads(run.stdout)
     assert info["steps"] == 3 and info["pairs"] == 48 and (out / "km_tune.json").exists()
 
-    from km_search.embedding import Embedder
+    from km_search.embedding.embedder import Embedder
 
     text = ["How do we roll back a billing deploy?"]
     tuned, base = Embedder(str(out)).encode(text)[0], Embedder().encode(text)[0]

@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from km_search.ann import locate, rows_of
+from km_search.index.dense import locate, rows_of
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are aren't as at be because been before

@@ -12,11 +12,17 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from km_search.answer import AnswerParams, extract_answer, passage_evidence, rarity_weights, supporting_span
-from km_search.gaps import distinct_questions, find_gaps
-from km_search.lexical import query_terms
-from km_search.llm import ChatClient, LLMError, build_messages, cited_answer
-from km_search.querylog import FILENAME, QueryLog, QueryLogUnavailable
+from km_search.answers.extractive import (
+    AnswerParams,
+    extract_answer,
+    passage_evidence,
+    rarity_weights,
+    supporting_span,
+)
+from km_search.answers.gaps import distinct_questions, find_gaps
+from km_search.index.lexical import query_terms
+from km_search.answers.llm import ChatClient, LLMError, build_messages, cited_answer
+from km_search.answers.querylog import FILENAME, QueryLog, QueryLogUnavailable
 from km_search.types import Answer, AskResult, Citation, GapReport, Hit, SearchFilters, SearchResult
 
 if TYPE_CHECKING:

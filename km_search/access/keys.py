@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from km_search.access import ROLES, Principal, normalize_groups
+from km_search.access.principals import ROLES, Principal, normalize_groups
 from km_search.errors import KmError
 
 PREFIX = "km_"

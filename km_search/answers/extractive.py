@@ -21,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from km_search.lexical import STOPWORDS
+from km_search.index.lexical import STOPWORDS
 from km_search.types import Answer, Citation, Hit
 
 Encode = Callable[[Sequence[str]], np.ndarray]

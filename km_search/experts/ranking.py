@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from km_search.people import display_name
+from km_search.experts.people import display_name
 from km_search.types import Evidence, Expert
 
 GIT_WEIGHT = 0.5  # git contributors' part of a document that has declared authors (1.0 when it has none)
@@ -155,7 +155,7 @@ def experts_from_ranking(
 
 def _readable_names(snapshot, keys: set[str], readable: Sequence[str]) -> dict[str, list[tuple[str, bool, int]]]:
     """Snapshot.name_candidates restricted to the documents these groups may read."""
-    from km_search.filters import groups_sql
+    from km_search.search.filters import groups_sql
 
     out: dict[str, list[tuple[str, bool, int]]] = {key: [] for key in keys}
     if keys:

@@ -6,7 +6,7 @@ import html
 import re
 from itertools import accumulate
 
-from km_search.lexical import query_terms
+from km_search.index.lexical import query_terms
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

@@ -13,14 +13,14 @@ from typing import Literal
 
 import numpy as np
 
-from km_search.ann import locate
-from km_search.context import borrow_from_neighbors
-from km_search.lexical import LexicalScores
-from km_search.embedding import Embedder
-from km_search.rerank import Reranker
-from km_search.fusion import convex_combination, reciprocal_rank_fusion
+from km_search.index.dense import locate
+from km_search.index.context import borrow_from_neighbors
+from km_search.index.lexical import LexicalScores
+from km_search.embedding.embedder import Embedder
+from km_search.embedding.rerank import Reranker
+from km_search.search.fusion import convex_combination, reciprocal_rank_fusion
 from km_search.settings import Settings
-from km_search.snippets import snippet
+from km_search.search.snippets import snippet
 from km_search.store import Snapshot, meta_from_row
 from km_search.types import Hit, SearchFilters, SearchResult
 

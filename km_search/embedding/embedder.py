@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from km_search.context import Windows, pool_windows
+from km_search.index.context import Windows, pool_windows
 from km_search.errors import KmError
 
 if TYPE_CHECKING:

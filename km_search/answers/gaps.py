@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from km_search.querylog import LoggedQuery
+from km_search.answers.querylog import LoggedQuery
 from km_search.types import GapTopic
 
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 
 from km_search.errors import BadQuery
-from km_search.people import fold
+from km_search.experts.people import fold
 from km_search.types import SearchFilters
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -1,0 +1,1 @@
+"""The query side of retrieval: dense and lexical candidates fused, re-ranked, filtered, snippeted."""
