@@ -8,7 +8,7 @@ CONSTRAINTS := -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run test examples quality bench clean
+.PHONY: install run test test-fast docs examples quality bench clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,12 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+test-fast: install  # unit tests only (no real model, no server, no browser): the quick loop while coding
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+docs: install  # the reference pages generated from the code: docs/configuration.md, docs/cli.md, docs/index.md
+	$(BIN)/python docs/reference.py
 
 quality: install  # retrieval quality of each configuration on every labelled set -> docs/quality.md
 	$(BIN)/python bench/quality.py

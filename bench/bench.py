@@ -172,7 +172,7 @@ def modify_share(root: Path, share: float) -> int:
 
 def index_vectors(index_path: Path) -> np.ndarray:
     """All passage vectors of an index's published snapshot, in chunk id order."""
-    from km_search.store import Snapshot
+    from km_search.index.snapshot import Snapshot
 
     snapshot = Snapshot.open(index_path)
     ids = np.concatenate([s.ids for s in snapshot.shards])
@@ -390,7 +390,9 @@ def build_synthetic_index(index_path: Path, vectors: np.ndarray, backend: str) -
     from km_search.index import dense as ann
     from km_search.embedding.embedder import Embedder
     from km_search.settings import Settings
-    from km_search.store import SnapshotWriter, SourceInfo, index_lock
+    from km_search.index.writer import SnapshotWriter
+    from km_search.index.layout import SourceInfo
+    from km_search.index.locks import index_lock
     from km_search.types import Chunk, Document, DocumentMeta
 
     n = len(vectors)
@@ -428,7 +430,7 @@ def snapshot_recall(index_path: Path, vectors: np.ndarray, shape: EmbeddingShape
     """recall@10 of the served dense index (every shard, as `km serve` searches it) against exact
     search, and its latency, at the default nprobe, half and double it."""
     from km_search.index import dense as ann
-    from km_search.store import Snapshot
+    from km_search.index.snapshot import Snapshot
 
     snapshot = Snapshot.open(index_path)
     queries = synthetic_queries(vectors, 200, shape)

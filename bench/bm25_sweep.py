@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from km_search.index import lexical
 from km_search.index.context import Windows
 from km_search.embedding.embedder import Embedder
-from km_search.evaluation import evaluate_passages  # noqa: E402
+from evaluation.retrieval import evaluate_passages
 from km_search.settings import Settings  # noqa: E402
 
 CONFIGS = [  # (k1, b, heading weight)

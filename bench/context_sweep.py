@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from km_search.embedding.embedder import Embedder
-from km_search.evaluation import evaluate_end_to_end, evaluate_passages  # noqa: E402
+from evaluation.retrieval import evaluate_end_to_end, evaluate_passages
 from km_search.settings import Settings  # noqa: E402
 
 CONFIGS = [  # (window weight, dense neighbour weight, lexical neighbour weight)

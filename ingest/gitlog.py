@@ -14,7 +14,8 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from km_search.experts.people import fold, normalize_email
+from km_search.text import fold
+from km_search.experts.people import normalize_email
 from km_search.types import Contributor
 
 _RECORD, _FIELD = "\x1e", "\x00"

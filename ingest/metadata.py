@@ -7,7 +7,7 @@ Parsers read what a file says about itself (front matter, core properties, PDF i
 1. the file's own metadata;
 2. `_meta.yaml` sidecars: a folder's sidecar sets defaults for every document under it, the nearest
    folder's value winning over its parents'; `owners` become the authors only of files that name
-   none; `groups` (who may read the documents, km_search/access.py) apply to files that declare
+   none; `groups` (who may read the documents, km_search/access/principals.py) apply to files that declare
    none; other keys go to `extra`;
 3. rules: the type is inferred from the title, file name, folders and headings (`infer_type`); a
    decision's status from its Status section or a 'Status: X' line (`infer_status`); a document
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from km_search.experts.people import fold
+from km_search.text import fold
 from km_search.types import Contributor, DocumentMeta, Section
 
 from .parsers._common import scalar_str, split_names, split_tags

@@ -2,7 +2,7 @@
 
 Ingest is incremental: a run starts from the published snapshot and re-parses and re-embeds only the
 files whose bytes or inherited metadata changed, drops the documents of deleted files and carries
-everything else over (store.SnapshotWriter with a base). A full rebuild happens when there is no
+everything else over (SnapshotWriter with a base). A full rebuild happens when there is no
 compatible snapshot (another model, chunking, format or km-search version) or when asked (`full`).
 
 The work on a batch of files is two functions of the batch only: `ParsePool.parse` (parse and
@@ -30,9 +30,9 @@ from km_search.index.context import Windows
 from km_search.embedding.embedder import Embedder
 from km_search.errors import KmError, NothingToPublish
 from km_search.settings import Settings
-from km_search.store import (
-    FORMAT_VERSION, MANIFEST, SnapshotWriter, SourceInfo, current_snapshot_path, index_lock,
-)
+from km_search.index.layout import FORMAT_VERSION, MANIFEST, SourceInfo
+from km_search.index.writer import SnapshotWriter
+from km_search.index.locks import current_snapshot_path, index_lock
 from km_search.types import Chunk, Document, DocumentMeta, Section
 
 from .discovery import SourceFile, scan, with_folder_metadata

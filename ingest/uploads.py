@@ -22,7 +22,8 @@ import yaml
 from km_search.embedding.embedder import Embedder
 from km_search.errors import DocumentNotFound, KmError
 from km_search.settings import Settings
-from km_search.store import MANIFEST, _write_atomic, current_snapshot_path, index_lock
+from km_search.index.layout import MANIFEST, write_atomic
+from km_search.index.locks import current_snapshot_path, index_lock
 
 from .discovery import SourceFile, with_folder_metadata
 from .parsers import parser_for
@@ -139,4 +140,4 @@ def _exclude(index_path: Path, path: str, manifest: dict) -> None:
     files = scan([Path(r) for r in manifest["roots"] if Path(r).exists()]).files
     digest = next((content_hash(f.path) for f in files if f.rel == path), "")
     excluded[path] = digest
-    _write_atomic(index_path / EXCLUDED, json.dumps(excluded, indent=2, sort_keys=True))
+    write_atomic(index_path / EXCLUDED, json.dumps(excluded, indent=2, sort_keys=True))

@@ -24,7 +24,7 @@ import pebble
 from km_search.errors import KmError
 from km_search.index.context import Windows
 from km_search.settings import Settings
-from km_search.store import SourceInfo
+from km_search.index.layout import SourceInfo
 from km_search.types import Chunk, Document
 
 from .chunking import chunk_document

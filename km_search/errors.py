@@ -45,3 +45,33 @@ class DocumentNotFound(KmError):
     """The source viewer was asked for a document the published index does not hold (or no longer can read)."""
 
     status_code = 404
+
+
+class ModelNotFound(KmError):
+    """KM_MODEL names neither the bundled model nor a sentence-transformers folder on disk."""
+
+    status_code = 503
+
+
+class KeyNotFound(KmError):
+    status_code = 404
+
+
+class UnknownQuery(KmError):
+    """Feedback for a query id the query log does not hold."""
+
+    status_code = 404
+
+
+class QueryLogUnavailable(KmError):
+    status_code = 503
+
+
+class LLMError(KmError):
+    """The language model could not give an answer; the message says why, for the answer's note."""
+
+    status_code = 502
+
+
+class AuthConfigError(KmError):
+    """A setting combination that cannot work; raised when the app is created, before it serves."""

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from functools import lru_cache
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, Iterator
 
 from km_search.access.principals import LOCAL, Principal, restrict
-from km_search.documents import SourceDocument, find_document, may_read
+from km_search.index.documents import SourceDocument, find_document, may_read
 from km_search.embedding.embedder import Embedder
-from km_search.errors import BadQuery, DocumentNotFound, IndexMismatch
-from km_search.search.filters import groups_sql
+from km_search.errors import DocumentNotFound, IndexMismatch
 from km_search.experts.ranking import experts_from_ranking
 from km_search.embedding.rerank import Reranker
 from km_search.answers.ask import QuestionAnswering
+from km_search.search.query import check_k, check_offset, validated_query
 from km_search.search.retrieval import Mode, Retriever
 from km_search.settings import Settings
-from km_search.store import Snapshot, current_snapshot_path, hold_snapshots, release_snapshots
-from km_search.types import AskResult, Expert, GapReport, Hit, SearchFilters, SearchResult
+from km_search.index.snapshot import Snapshot
+from km_search.index.locks import current_snapshot_path, hold_snapshots, release_snapshots
+from km_search.types import AskResult, ExpertResult, GapReport, SearchFilters, SearchResult
 
 
 @lru_cache(maxsize=1)
@@ -33,6 +35,10 @@ def _one_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
 class SearchService:
     def __init__(self, settings: Settings, index: str | None = None, embedder: Embedder | None = None):
         _one_blas_thread()
@@ -43,7 +49,8 @@ class SearchService:
         self.reranker = Reranker(settings.reranker) if settings.reranker else None
         self._lock = threading.Lock()
         self._retriever: Retriever | None = None
-        self.qa = QuestionAnswering(self)  # answers, the query log and gaps (qa.py)
+        self.qa = QuestionAnswering(settings, self.index_path, self.embedder, lambda: self.retriever,
+                                    lambda: self._retriever)  # answers, the query log and gaps
 
     def load(self) -> "SearchService":
         """Open the published snapshot and warm the model, so the first query is as fast as the rest."""
@@ -94,40 +101,38 @@ class SearchService:
         """Ranked passages; `filters` (type, project, author, tag, path, dates) and the principal's
         access restriction apply before top-k. Every method taking a principal restricts this way;
         the default, LOCAL, is the command line's user, who reads everything."""
-        query = self.validate_query(query)
-        self._check_k(k)
-        if offset < 0:
-            raise BadQuery(f"offset must be 0 or more, got {offset}")
+        query = validated_query(query, self.settings)
+        check_k(k, self.settings)
+        check_offset(offset)
         filters = restrict(filters, principal)
         return self.qa.log_search(query, mode, self.retriever.search(query, k=k, offset=offset, mode=mode, filters=filters))
 
-    def _check_k(self, k: int) -> None:
-        if not 1 <= k <= self.settings.max_k:
-            raise BadQuery(f"k must be between 1 and {self.settings.max_k}, got {k}")
-
     def experts(
         self, query: str, k: int = 5, filters: SearchFilters | None = None, principal: Principal = LOCAL
-    ) -> list[Expert]:
+    ) -> ExpertResult:
         """People who authored or changed the most relevant material on the query (docs/experts.md),
         from the documents the principal may read only: evidence, names and counts alike."""
-        query = self.validate_query(query)
-        self._check_k(k)
+        started = time.perf_counter()
+        query = validated_query(query, self.settings)
+        check_k(k, self.settings)
         retriever = self.retriever
         filters = restrict(filters, principal)
         ranked = retriever.rank(query, self.settings.expert_passages, "hybrid", filters)
-        return experts_from_ranking(
+        experts = experts_from_ranking(
             retriever.snapshot, [(cid, score) for cid, score, *_ in ranked], dt.date.today(),
             self.settings.expert_half_life_days, k, readable=filters.groups,
         )
+        return ExpertResult(tuple(experts), _ms_since(started))
 
     def records(
         self, query: str, doc_type: str, k: int = 10, filters: SearchFilters | None = None,
         principal: Principal = LOCAL,
-    ) -> list[Hit]:
+    ) -> SearchResult:
         """The k documents of one type (decision, lesson, ...) that best match the query, each as its
         best passage: GET /decisions and /lessons. Other filters still apply."""
-        query = self.validate_query(query)
-        self._check_k(k)
+        started = time.perf_counter()
+        query = validated_query(query, self.settings)
+        check_k(k, self.settings)
         retriever = self.retriever
         filters = replace(restrict(filters, principal), types=(doc_type,))
         ranked = retriever.rank(query, max(10 * k, self.settings.candidates), "hybrid", filters)
@@ -137,15 +142,7 @@ class SearchService:
             best.setdefault(rows[item[0]]["doc_id"], item)
             if len(best) == k:
                 break
-        return retriever.hits(query, list(best.values()))
-
-    def validate_query(self, query: str) -> str:
-        query = " ".join((query or "").split())
-        if not query:
-            raise BadQuery("the query is empty: pass some words in q")
-        if len(query) > self.settings.max_query_chars:
-            raise BadQuery(f"the query is {len(query)} characters long; the limit is {self.settings.max_query_chars}")
-        return query
+        return SearchResult(tuple(retriever.hits(query, list(best.values()))), _ms_since(started))
 
     def ask(
         self, query: str, k: int = 5, mode: Mode = "hybrid", filters: SearchFilters | None = None,
@@ -179,10 +176,7 @@ class SearchService:
         described = snapshot.describe()
         readable = principal.readable_groups()
         if readable is not None:
-            where, params = groups_sql(readable)
-            documents, chunks = snapshot.db.execute(
-                f"SELECT COUNT(*), COALESCE(SUM(d.chunk_count), 0) FROM documents d WHERE {where}", params
-            ).fetchone()
+            documents, chunks = snapshot.readable_counts(readable)
             described.update(documents=documents, chunks=chunks)
         return described
 
@@ -191,22 +185,13 @@ class SearchService:
         and only when the principal may read it (otherwise it is as absent as an unknown id)."""
         return find_document(self.retriever.snapshot, doc_id, principal.readable_groups())
 
-    def add_document(self, filename: str, data: BinaryIO, meta: Mapping[str, object] | None = None) -> tuple[int, Any]:
-        """Index an uploaded file (POST /documents) and serve the result at once: (document id, report)."""
-        from ingest.uploads import add_upload
-
-        report, path = add_upload(self.settings, self.index, self.embedder, filename, data, meta)
-        self.reload_if_changed()
-        row = self.retriever.snapshot.db.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
-        return row["id"], report
-
-    def delete_document(self, doc_id: int, principal: Principal = LOCAL) -> Any:
-        """Remove a document from the index (DELETE /documents/{id}) and serve the result at once."""
-        from ingest.uploads import delete_document
-
+    def readable_document(self, doc_id: int, principal: Principal = LOCAL) -> str:
+        """The path of a document the principal may read (DELETE /documents/{id}); DocumentNotFound otherwise."""
         row = self.retriever.snapshot.document_row(doc_id)
         if row is None or not may_read(row["groups"], principal.readable_groups()):
             raise DocumentNotFound(f"no document {doc_id} in index '{self.index}'")
-        report = delete_document(self.settings, self.index, self.embedder, row["path"])
-        self.reload_if_changed()
-        return report
+        return row["path"]
+
+    def document_id(self, path: str) -> int | None:
+        """The id of the document at this path in the published snapshot (after an upload)."""
+        return self.retriever.snapshot.document_id(path)

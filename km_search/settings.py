@@ -1,4 +1,4 @@
-"""The one settings object. Every knob is an env var `KM_<NAME>`; the README lists them all."""
+"""The one settings object. Every knob is an env var `KM_<NAME>`; docs/configuration.md is generated from it."""
 
 from __future__ import annotations
 
@@ -227,3 +227,12 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def offline_environment() -> None:
+    """What the edges (the `km` command, the HTTP app) set before any model loads: no hub look-ups
+    (models load from local folders only) and no tokenizer threads fighting the parse workers."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

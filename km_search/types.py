@@ -1,7 +1,7 @@
 """Small immutable records passed between the pure parts of the pipeline.
 
 Parsers make Documents, chunking turns them into Chunks, retrieval returns Hits. Pydantic models
-exist only at the HTTP edge (api.py); everything in the core speaks these dataclasses.
+exist only at the HTTP edge (http/schemas.py); everything in the core speaks these dataclasses.
 """
 
 from __future__ import annotations
@@ -117,6 +117,12 @@ class SearchResult:
 
 
 @dataclass(frozen=True)
+class ExpertResult:
+    experts: tuple["Expert", ...]
+    took_ms: float
+
+
+@dataclass(frozen=True)
 class Citation:
     """A quoted span of one hit's passage: `text == hits[ref - 1].text[start:end]`.
 
@@ -199,7 +205,7 @@ class SearchFilters:
     paths: tuple[str, ...] = ()
     modified_after: str | None = None
     modified_before: str | None = None
-    # Access control (km_search/access.py): the groups whose documents the reader may see; None: all.
+    # Access control (km_search/access/principals.py): the groups whose documents the reader may see; None: all.
     # Set by the service from the request's Principal, never from request parameters.
     groups: tuple[str, ...] | None = None
 

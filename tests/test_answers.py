@@ -16,7 +16,7 @@ from km_search.answers.extractive import (
     supporting_span,
     _trigrams,
 )
-from km_search.answer_eval import AnswerOutcome, at_threshold, calibrate, quotes_gold
+from evaluation.answers import AnswerOutcome, at_threshold, calibrate, quotes_gold
 from km_search.answers.gaps import cluster, distinct_questions, find_gaps
 from km_search.answers.llm import build_messages, cited_answer, endpoint
 from km_search.answers.querylog import LoggedQuery, QueryLog, UnknownQuery
@@ -254,7 +254,7 @@ def test_a_broken_log_never_fails_the_query(tmp_path):
 def test_evaluate_answers_runs_a_set_end_to_end(tmp_path, fake_embedder):
     import json
 
-    from km_search.answer_eval import evaluate_answers, evaluation_settings
+    from evaluation.answers import evaluate_answers, evaluation_settings
     from km_search.service import SearchService
     from km_search.settings import Settings
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from km_search.answer_eval import gold_link, quotes_gold
-from km_search.evaluation import read_jsonl
+from evaluation.answers import gold_link, quotes_gold
+from evaluation.retrieval import read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT / "examples" / "eval"

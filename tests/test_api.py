@@ -7,9 +7,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.chunking import chunk_document
-from km_search.api import create_app
+from km_search.http.app import create_app
 from km_search.service import SearchService
-from km_search.store import SnapshotWriter, SourceInfo
+from km_search.index.writer import SnapshotWriter
+from km_search.index.layout import SourceInfo
 from km_search.types import Document, DocumentMeta, Section
 
 DOCS = [
@@ -94,7 +95,7 @@ def test_model_mismatch_is_refused(client, settings):
 
 
 def test_importing_the_package_loads_nothing_heavy():
-    code = ("import sys, km_search.api, km_search.cli, km_search.service, ingest.pipeline; "
+    code = ("import sys, km_search.http.app, km_search.cli.app, km_search.service, ingest.pipeline, evaluation.retrieval; "
             "heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'transformers') if m in sys.modules]; "
             "print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from ingest.chunking import chunk_document
-from km_search.api import create_app
+from km_search.http.app import create_app
 from km_search.service import SearchService
-from km_search.store import SnapshotWriter, SourceInfo
+from km_search.index.writer import SnapshotWriter
+from km_search.index.layout import SourceInfo
 from km_search.types import Document, DocumentMeta, Section
 
 DOCS = [

@@ -1,4 +1,4 @@
-"""Window vectors and neighbours (km_search/context.py), and how the store and retrieval use them."""
+"""Window vectors and neighbours (km_search/index/context.py), and how the store and retrieval use them."""
 
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ def _doc(path, sections):
 
 def _index(tmp_path, embedder, documents, base=None):
     from ingest.chunking import chunk_document
-    from km_search.store import SnapshotWriter, SourceInfo
+    from km_search.index.writer import SnapshotWriter
+    from km_search.index.layout import SourceInfo
 
     writer = SnapshotWriter(tmp_path / "idx", {"name": "idx"}, base=base)
     for doc in documents:
@@ -84,7 +85,7 @@ def _index(tmp_path, embedder, documents, base=None):
 
 
 def test_neighbours_are_the_chunks_before_and_after_in_the_same_section(tmp_path, fake_embedder):
-    from km_search.store import Snapshot
+    from km_search.index.snapshot import Snapshot
 
     long_text = " ".join(f"Sentence {i} of the long section says something." for i in range(20))  # ~140 words
     _index(tmp_path, fake_embedder, [
@@ -107,7 +108,7 @@ def test_neighbours_are_the_chunks_before_and_after_in_the_same_section(tmp_path
 
 
 def test_an_incremental_snapshot_keeps_windows_and_neighbours_of_carried_rows(tmp_path, fake_embedder):
-    from km_search.store import Snapshot
+    from km_search.index.snapshot import Snapshot
 
     long_text = " ".join(f"Line {i} tells one more thing." for i in range(30))
     first = _index(tmp_path, fake_embedder, [_doc("a.md", [("Long", long_text)]), _doc("b.md", [("Long", long_text)])])
@@ -151,7 +152,7 @@ def test_a_question_about_one_sentence_matches_its_window_better_than_the_whole_
 
 def test_a_passage_rises_with_the_neighbour_that_matches_and_windows_count_in_the_dense_score(tmp_path, fake_embedder, settings):
     from km_search.search.retrieval import Retriever
-    from km_search.store import Snapshot
+    from km_search.index.snapshot import Snapshot
 
     answer = ("Hotels in London are reimbursed up to 220 pounds per night for every employee on a business trip "
               "approved by their manager in advance of the journey.")  # 30 words: one chunk

@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 
 from conftest import EXAMPLES, HashingEmbedder
 from ingest.pipeline import ingest
-from km_search.api import create_app
-from km_search.documents import SourceDocument, render_sections, viewer_url
+from km_search.http.app import create_app
+from km_search.index.documents import SourceDocument, viewer_url
+from km_search.http.viewer import render_sections
 from km_search.service import SearchService
 from km_search.settings import Settings
 from km_search.types import DocumentMeta, Section

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from km_search.evaluation import GoldAnswer, read_jsonl
+from evaluation.retrieval import GoldAnswer, read_jsonl
 
 
 ROOT = Path(__file__).resolve().parent.parent

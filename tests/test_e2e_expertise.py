@@ -25,7 +25,7 @@ def get(base: str, route: str, **params) -> dict:
 
 @pytest.fixture(scope="module")
 def snapshot(workspace, ingest_report):
-    from km_search.store import Snapshot
+    from km_search.index.snapshot import Snapshot
 
     root, _, _ = workspace
     snap = Snapshot.open(root / "indexes" / "example")
@@ -35,7 +35,7 @@ def snapshot(workspace, ingest_report):
 
 def matching_chunks(snapshot, params: dict) -> int:
     from km_search.search.filters import make_filters
-    from km_search.store import filtered_chunks_sql
+    from km_search.index.filter_sql import filtered_chunks_sql
 
     f = make_filters(params.get("type"), params.get("project"), params.get("author"), params.get("tag"),
                      params.get("path"), params.get("modified_after"), params.get("modified_before"))

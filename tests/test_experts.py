@@ -17,9 +17,11 @@ from km_search.experts.ranking import (
     rank_experts,
     recency,
 )
-from km_search.experts.people import display_name, fold, is_bot, normalize_email, parse_person, person_key
+from km_search.experts.people import display_name, is_bot, normalize_email, parse_person, person_key
+from km_search.text import fold
 from km_search.service import SearchService
-from km_search.store import SnapshotWriter, SourceInfo
+from km_search.index.writer import SnapshotWriter
+from km_search.index.layout import SourceInfo
 from km_search.types import Contributor, Document, DocumentMeta, Section
 
 
@@ -107,7 +109,7 @@ def test_one_person_per_email_across_formats_and_namesakes_stay_apart(settings, 
     assert {keys[p] for p in "a.md b.docx c.md d.md".split()} == {"priya.raman@x.example"}
     assert keys["g.md"] == "name:sam lee"
     # same title and text: every passage ties, so each document counts fully
-    experts = service.experts("postgres replication", k=10)
+    experts = service.experts("postgres replication", k=10).experts
     assert [(e.name, e.email, e.documents) for e in experts][0] == ("Priya Raman", "priya.raman@x.example", 4)
     assert sorted((e.name, e.email or "") for e in experts[1:]) == [
         ("Sam Lee", ""), ("Sam Lee", "sam.lee@x.example"), ("Sam Lee", "sam.lee@y.example")]

@@ -7,11 +7,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.chunking import chunk_document
-from km_search.api import create_app
+from km_search.http.app import create_app
 from km_search.errors import BadQuery
-from km_search.search.filters import filter_sql, make_filters
+from km_search.index.filter_sql import filter_sql
+from km_search.search.filters import make_filters
 from km_search.service import SearchService
-from km_search.store import SnapshotWriter, SourceInfo
+from km_search.index.writer import SnapshotWriter
+from km_search.index.layout import SourceInfo
 from km_search.types import Document, DocumentMeta, SearchFilters, Section
 
 

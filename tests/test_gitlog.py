@@ -95,7 +95,7 @@ def test_ingested_repository_has_commit_authors_for_filters_and_experts(repo, se
     assert doc["modified"] == "2024-08-01"  # no declared date: the last commit's
     hits = service.search("kafka", k=5, filters=make_filters(authors="BOB")).hits
     assert [h.doc_path for h in hits] == ["kafka/kafka-tuning.md"]
-    experts = service.experts("kafka consumer lag", k=3)
+    experts = service.experts("kafka consumer lag", k=3).experts
     assert [e.name for e in experts][:2] == ["Bob Ray", "Ann Lee"]
     assert experts[0].email == "bob.ray@x.example" and experts[0].evidence[0].source.startswith("kafka/kafka-tuning.md")
     assert dt.date.fromisoformat(experts[0].last_date)

@@ -21,7 +21,7 @@ from ingest.parsers import parse_file
 from ingest.workers import ParsedFile, ParsePool, parse_one
 from km_search.errors import KmError, ParseError
 from km_search.settings import Settings
-from km_search.store import SourceInfo
+from km_search.index.layout import SourceInfo
 from test_parsers import reportlab_pdf, rewrite_pdf
 
 

@@ -16,7 +16,8 @@ from ingest.pipeline import ingest
 from km_search.errors import KmError
 from km_search.service import SearchService
 from km_search.settings import Settings
-from km_search.store import Snapshot, collect_garbage, hold_snapshots, index_lock, release_snapshots
+from km_search.index.snapshot import Snapshot
+from km_search.index.locks import collect_garbage, hold_snapshots, index_lock, release_snapshots
 
 
 @pytest.fixture
@@ -133,19 +134,19 @@ def test_untouched_shards_are_linked_not_rewritten(corpus):
     first = _run(docs, settings, embedder)
     (docs / "extra.md").write_text("# Extra\n\nOne more page about yaks.\n")
     # Force two shards: the first (carried over) stays untouched when only a new file arrives.
-    from km_search import store
+    from km_search.index import writer
 
-    original = store.SnapshotWriter.__init__
+    original = writer.SnapshotWriter.__init__
 
     def small_shards(self, *a, **kw):
         original(self, *a, **{**kw, "shard_rows": 10_000})
         self.shard_rows = Snapshot.open(settings.index_path("t")).shards[0].ntotal
 
-    store.SnapshotWriter.__init__ = small_shards
+    writer.SnapshotWriter.__init__ = small_shards
     try:
         second = _run(docs, settings, embedder)
     finally:
-        store.SnapshotWriter.__init__ = original
+        writer.SnapshotWriter.__init__ = original
     for name in ("shard-0000.faiss", "shard-0000.vectors.npy", "shard-0000.bm25/rows.npy"):
         old = settings.index_path("t") / "snapshots" / first.snapshot / name
         new = settings.index_path("t") / "snapshots" / second.snapshot / name

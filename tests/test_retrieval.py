@@ -3,7 +3,9 @@ import pytest
 
 from ingest.chunking import chunk_document
 from km_search.search.retrieval import Retriever, feedback_vector
-from km_search.store import Snapshot, SnapshotWriter, SourceInfo
+from km_search.index.snapshot import Snapshot
+from km_search.index.writer import SnapshotWriter
+from km_search.index.layout import SourceInfo
 from km_search.types import Document, DocumentMeta, Section
 
 TEXTS = {

@@ -1,15 +1,6 @@
-from pathlib import Path
-
 import pytest
 
 from km_search.settings import Settings
-
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-
-
-@pytest.mark.parametrize("name", sorted(Settings.model_fields))
-def test_every_setting_is_documented_in_the_readme(name):
-    assert f"`KM_{name.upper()}`" in README, f"KM_{name.upper()} is missing from README's configuration table"
 
 
 def test_settings_come_from_km_environment_variables(monkeypatch):

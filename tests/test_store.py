@@ -5,7 +5,10 @@ import pytest
 
 from ingest.chunking import chunk_document
 from km_search.errors import IndexNotFound
-from km_search.store import CURRENT, Snapshot, SnapshotWriter, SourceInfo, collect_garbage, current_snapshot_path
+from km_search.index.layout import CURRENT, SourceInfo
+from km_search.index.snapshot import Snapshot
+from km_search.index.writer import SnapshotWriter
+from km_search.index.locks import collect_garbage, current_snapshot_path
 from km_search.types import Document, DocumentMeta, Section
 
 

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from km_search.api import create_app
-from km_search.browser import WEB
+from km_search.http.app import create_app
+from km_search.http.routes.web import WEB
 from km_search.service import SearchService
 from km_search.settings import Settings
 

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from km_search.access.principals import ROLES, Principal, normalize_groups
-from km_search.errors import KmError
+from km_search.errors import KeyNotFound
 
 PREFIX = "km_"
 _LAST_USED_EVERY_S = 60  # last_used is written at most this often per key
@@ -40,9 +40,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
 CREATE INDEX IF NOT EXISTS api_keys_lookup ON api_keys(lookup);
 """
 
-
-class KeyNotFound(KmError):
-    status_code = 404
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ when they share a group with it; everyone is in `public`. The group `*` sees eve
 local principal of `KM_AUTH=none` and the command line have it, and an admin key gets it only when
 created with `--groups '*'`. The admin role itself grants operations (ingest, upload, delete, keys,
 analytics), not documents. The restriction is applied in SQL over the documents table before
-dense and lexical candidates are ranked (filters.py), so results, counts and paging never reflect
+dense and lexical candidates are ranked (index/filter_sql.py), so results, counts and paging never reflect
 a document the reader may not see. HTTP-free on purpose: the service and the CLI use it too.
 """
 

@@ -1,8 +1,9 @@
-"""Question answering over the service: retrieval, extractive answer, optional language model, query log.
+"""The ask pipeline: retrieval, extractive answer, optional language model, query log.
 
-`SearchService` owns one `QuestionAnswering` and delegates ask(), ask_stream(), feedback() and
-gaps() to it, and hands it every search to log. The pure parts live elsewhere: answer.py picks
-the quote, llm.py talks to the model and checks its citations, gaps.py groups weak questions.
+`SearchService` owns one `QuestionAnswering`, hands it the way to its current retriever (never
+itself), delegates ask(), ask_stream(), feedback() and gaps() to it and gives it every search to
+log. The pure parts live beside it: extractive.py picks the quote, llm.py talks to the model and
+checks its citations, gaps.py groups weak questions.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from km_search.answers.extractive import (
     AnswerParams,
@@ -23,10 +25,13 @@ from km_search.answers.gaps import distinct_questions, find_gaps
 from km_search.index.lexical import query_terms
 from km_search.answers.llm import ChatClient, LLMError, build_messages, cited_answer
 from km_search.answers.querylog import FILENAME, QueryLog, QueryLogUnavailable
+from km_search.search.query import check_k, validated_query
+from km_search.settings import Settings
 from km_search.types import Answer, AskResult, Citation, GapReport, Hit, SearchFilters, SearchResult
 
 if TYPE_CHECKING:
-    from km_search.service import SearchService
+    from km_search.embedding.embedder import Embedder
+    from km_search.search.retrieval import Retriever
 
 log = logging.getLogger("km_search.qa")
 
@@ -34,10 +39,14 @@ NO_LLM_ANSWER = "the language model found no answer it could cite in the passage
 
 
 class QuestionAnswering:
-    def __init__(self, service: "SearchService"):
-        self.service = service
-        self.settings = service.settings
-        self.query_log = QueryLog(service.index_path / FILENAME) if self.settings.query_log else None
+    def __init__(self, settings: Settings, index_path: Path, embedder: "Embedder",
+                 retriever: Callable[[], "Retriever"], loaded: Callable[[], "Retriever | None"]):
+        """`retriever()` gives the current retriever (loading the snapshot if need be), `loaded()` the
+        one already loaded or None, so logging never loads a snapshot."""
+        self.settings = settings
+        self.embedder = embedder
+        self._retriever, self._loaded = retriever, loaded
+        self.query_log = QueryLog(index_path / FILENAME) if settings.query_log else None
 
     # ---- ask ---------------------------------------------------------------------------------
 
@@ -80,17 +89,16 @@ class QuestionAnswering:
     def _retrieve(
         self, query: str, k: int, mode: str, filters: SearchFilters | None
     ) -> tuple[str, tuple[Hit, ...], dict[str, float]]:
-        service = self.service
-        query = service.validate_query(query)
-        service._check_k(k)
-        retriever = service.retriever
+        query = validated_query(query, self.settings)
+        check_k(k, self.settings)
+        retriever = self._retriever()
         hits = retriever.search(query, k=k, mode=mode, filters=filters).hits  # type: ignore[arg-type]
         return query, hits, self._weights(query, filters.groups if filters else None)
 
     def _weights(self, query: str, readable: tuple[str, ...] | None = None) -> dict[str, float]:
         """Rarity of the query's words; with `readable` (the reader's groups) counted among the
         passages those groups may read only, so confidence reveals nothing of the others."""
-        retriever = self.service.retriever
+        retriever = self._retriever()
         terms = query_terms(query)
         allowed = retriever.allowed(SearchFilters(groups=readable)) if readable is not None else None
         total = retriever.snapshot.lexical.total if allowed is None else len(allowed)
@@ -99,9 +107,9 @@ class QuestionAnswering:
     def _extract(self, query: str, hits: Sequence[Hit], weights: dict[str, float]) -> Answer:
         params = AnswerParams(self.settings.answer_threshold, self.settings.answer_passages,
                               self.settings.answer_sentences)
-        snapshot = self.service.retriever.snapshot
+        snapshot = self._retriever().snapshot
         vectors = snapshot.vectors([h.chunk_id for h in hits[: params.passages]]) if hits else None
-        return extract_answer(query, hits, self.service.embedder.encode, weights, params, vectors)
+        return extract_answer(query, hits, self.embedder.encode, weights, params, vectors)
 
     def _client(self) -> ChatClient:
         s = self.settings
@@ -173,12 +181,12 @@ class QuestionAnswering:
         if not hits:
             return 0.0
         top = hits[:5]
-        vectors = self.service.retriever.snapshot.vectors([h.chunk_id for h in top])
-        similarity = float((vectors @ self.service.embedder.encode_query(query)).max()) if len(vectors) else 0.0
+        vectors = self._retriever().snapshot.vectors([h.chunk_id for h in top])
+        similarity = float((vectors @ self.embedder.encode_query(query)).max()) if len(vectors) else 0.0
         return passage_evidence(top, self._weights(query), similarity)
 
     def _snapshot_id(self) -> str | None:
-        retriever = self.service._retriever
+        retriever = self._loaded()
         return retriever.snapshot.snapshot_id if retriever is not None else None
 
     def feedback(
@@ -195,7 +203,7 @@ class QuestionAnswering:
             min_confidence = self.settings.answer_threshold
         queries = query_log.weak_queries(min_confidence, days)
         questions = distinct_questions(queries)
-        vectors = self.service.embedder.encode(questions)
+        vectors = self.embedder.encode(questions)
         topics = find_gaps(queries, questions, vectors, self.settings.gap_similarity)[:limit]
         return GapReport(query_log.totals(days), tuple(topics), min_confidence, days)
 

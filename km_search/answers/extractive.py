@@ -23,12 +23,12 @@ import numpy as np
 
 from km_search.index.lexical import STOPWORDS
 from km_search.types import Answer, Citation, Hit
+from km_search.text import WORD
 
 Encode = Callable[[Sequence[str]], np.ndarray]
 
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _CLAUSE = re.compile(r"(?<=[;:])\s+")
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 MAX_SENTENCE_WORDS = 60
 SHORT_SENTENCE_WORDS = 12  # a quote shorter than this takes the next sentence too
@@ -88,7 +88,7 @@ def _trimmed_pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
     span = _trim(text, start, end)
     if span is None:
         return []
-    words = list(_WORD.finditer(text, span[0], span[1]))
+    words = list(WORD.finditer(text, span[0], span[1]))
     if len(words) <= MAX_SENTENCE_WORDS:
         return [span]
     pieces: list[tuple[int, int]] = []
@@ -99,7 +99,7 @@ def _trimmed_pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
     pieces.append((cursor, span[1]))
     out: list[tuple[int, int]] = []
     for a, b in pieces:
-        piece_words = list(_WORD.finditer(text, a, b))
+        piece_words = list(WORD.finditer(text, a, b))
         if len(piece_words) <= MAX_SENTENCE_WORDS:
             trimmed = _trim(text, a, b)
             if trimmed:
@@ -133,7 +133,7 @@ def coverage(text: str, weights: Mapping[str, float]) -> float:
     total = sum(weights.values())
     if not total:
         return 0.0
-    stems = {_stem(w) for w in _WORD.findall(text.lower())}
+    stems = {_stem(w) for w in WORD.findall(text.lower())}
     found = sum(w for term, w in weights.items() if _stem(term) in stems)
     return found / total
 
@@ -146,7 +146,7 @@ def is_yes_no_question(question: str) -> bool:
     return any(
         words[0] in _AUXILIARIES
         for clause in re.split(r"[.?!;]", question.lower())
-        if (words := _WORD.findall(clause))
+        if (words := WORD.findall(clause))
     )
 
 
@@ -159,7 +159,7 @@ def restates(question_trigrams: set[tuple[str, ...]], sentence: str) -> bool:
     'On what hardware does Debian run?'") or a heading, not an answer."""
     if len(question_trigrams) < 2:
         return False
-    shared = question_trigrams & _trigrams(_WORD.findall(sentence.lower()))
+    shared = question_trigrams & _trigrams(WORD.findall(sentence.lower()))
     return len(shared) / len(question_trigrams) >= 0.5
 
 
@@ -180,7 +180,7 @@ def score_sentences(
     texts = [hits[i].text[a:b] for i, a, b in spans]
     extended: dict[int, str] = {}
     for n, (i, a, b) in enumerate(spans):
-        if len(_WORD.findall(texts[n])) < SHORT_FOR_MEANING and n + 1 < len(spans) and spans[n + 1][0] == i:
+        if len(WORD.findall(texts[n])) < SHORT_FOR_MEANING and n + 1 < len(spans) and spans[n + 1][0] == i:
             extended[n] = hits[i].text[a : spans[n + 1][2]]
     vectors = encode([question, *texts, *extended.values()])
     similarity = vectors[1:] @ vectors[0]
@@ -188,14 +188,14 @@ def score_sentences(
         similarity[n] = similarity[len(spans) + slot]
     top = hits[0].score if hits[0].score > 0 else 0.0
     yes_no = is_yes_no_question(question)
-    question_trigrams = _trigrams(_WORD.findall(question.lower()))
+    question_trigrams = _trigrams(WORD.findall(question.lower()))
     scored = []
     for n, (i, a, b) in enumerate(spans):
         sim = float(similarity[n])
         overlap = coverage(texts[n], weights)
         relative = max(0.0, hits[i].score / top) if top else 0.0
         answers_yes_no = yes_no and texts[n].lower().startswith(("yes", "no"))
-        length = min(len(_WORD.findall(texts[n])), 20) / 20  # fragments ("[4]", "Options:") rarely answer
+        length = min(len(WORD.findall(texts[n])), 20) / 20  # fragments ("[4]", "Options:") rarely answer
         value = 0.6 * sim + 0.1 * overlap + 0.2 * relative + 0.05 * length + 0.2 * answers_yes_no
         if restates(question_trigrams, texts[n]):
             value -= 0.3
@@ -254,7 +254,7 @@ def _grow(best: Sentence, sentences: Sequence[Sentence], text: str, max_sentence
     lo = hi = at
 
     def words(a: int, b: int) -> int:
-        return len(_WORD.findall(text[a:b]))
+        return len(WORD.findall(text[a:b]))
 
     while hi - lo + 1 < max_sentences:
         span_words = words(same[lo].start, same[hi].end)
@@ -281,10 +281,10 @@ def passage_evidence(hits: Sequence[Hit], weights: Mapping[str, float], passage_
 def supporting_span(text: str, claims: Sequence[str]) -> tuple[int, int]:
     """The sentence of `text` sharing the most words with the claims that cite it (a generated
     answer's citation), so the UI can highlight where the claim comes from."""
-    claim_stems = {_stem(w) for claim in claims for w in _WORD.findall(claim.lower()) if w not in STOPWORDS}
+    claim_stems = {_stem(w) for claim in claims for w in WORD.findall(claim.lower()) if w not in STOPWORDS}
     best, best_shared = (0, len(text)), -1
     for start, end in split_sentences(text):
-        shared = len(claim_stems & {_stem(w) for w in _WORD.findall(text[start:end].lower())})
+        shared = len(claim_stems & {_stem(w) for w in WORD.findall(text[start:end].lower())})
         if shared > best_shared:
             best, best_shared = (start, end), shared
     return best

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+from km_search.errors import LLMError
 from km_search.types import Hit
 
 SYSTEM_PROMPT = (
@@ -27,9 +28,6 @@ SYSTEM_PROMPT = (
 _CITE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE = re.compile(r"\S.*?(?:[.!?]+(?:[\"')\]]*(?:\s*\[\d+(?:\s*,\s*\d+)*\])+)?(?=\s|$)|$)", re.S)
 
-
-class LLMError(Exception):
-    """The language model could not give an answer; the message says why, for the answer's note."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from km_search.errors import KmError
+from km_search.clock import utc_now
+from km_search.errors import QueryLogUnavailable, UnknownQuery
 
 log = logging.getLogger("km_search.querylog")
 
@@ -51,12 +52,6 @@ CREATE INDEX IF NOT EXISTS feedback_query ON feedback(query_id);
 """
 
 
-class UnknownQuery(KmError):
-    status_code = 404
-
-
-class QueryLogUnavailable(KmError):
-    status_code = 503
 
 
 @dataclass(frozen=True)
@@ -75,8 +70,6 @@ class LoggedQuery:
     comments: tuple[str, ...]
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class QueryLog:
@@ -119,7 +112,7 @@ class QueryLog:
                 self._connect().execute(
                     "INSERT INTO queries (id, ts, kind, query, mode, results, top_score, confidence, answered,"
                     " answer_kind, latency_ms, snapshot) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (query_id, utc_now(), kind, query, mode, results, top_score, confidence,
+                    (query_id, utc_now("milliseconds"), kind, query, mode, results, top_score, confidence,
                      None if answered is None else int(answered), answer_kind, round(latency_ms, 2), snapshot),
                 )
             return query_id
@@ -142,7 +135,7 @@ class QueryLog:
                 cur = conn.execute(
                     "INSERT INTO feedback (ts, query_id, target, source, chunk_id, helpful, comment)"
                     " VALUES (?,?,?,?,?,?,?)",
-                    (utc_now(), query_id, target, source, chunk_id, int(helpful), comment),
+                    (utc_now("milliseconds"), query_id, target, source, chunk_id, int(helpful), comment),
                 )
                 return int(cur.lastrowid)
         except (sqlite3.Error, OSError) as exc:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from km_search.index.context import Windows, pool_windows
-from km_search.errors import KmError
+from km_search.errors import ModelNotFound
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -29,9 +29,6 @@ _BUNDLED_ALIASES = {BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"}
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 _EXPORT_VERSION = 1  # bump when the exported graphs change, so cached exports are redone
 
-
-class ModelNotFound(KmError):
-    status_code = 503
 
 
 def resolve_model_path(model: str) -> Path:
@@ -77,8 +74,6 @@ def _thread_count(threads: int | None) -> int:
 
 class _TorchRuntime:
     def __init__(self, model_path: Path, threads: int | None):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import torch
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -218,7 +213,6 @@ def ensure_export(model_path: Path, backend: str, export_dir: Path, calibration:
 
 def _export_onnx(model_path: Path, target: Path) -> None:
     """Export the transformer (token vectors out; pooling stays in numpy) with torch, once."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import warnings
 
     import torch

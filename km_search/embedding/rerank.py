@@ -5,7 +5,6 @@ Off by default because no reranker model ships offline; any local CrossEncoder w
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -27,7 +26,6 @@ class Reranker:
     def model(self):
         with self._lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 from sentence_transformers import CrossEncoder
 
                 self._model = CrossEncoder(self.model_path, device="cpu", local_files_only=True)

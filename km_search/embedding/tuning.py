@@ -111,10 +111,3 @@ def _embed(model, texts: list[str]):
 
     features = model.tokenize(texts)
     return F.normalize(model(features)["sentence_embedding"], dim=-1)
-
-
-def index_rows(snapshot) -> list[tuple[str, tuple[str, ...], str]]:
-    """(title, heading path, text) of every passage of a published snapshot."""
-    rows = snapshot.db.execute(
-        "SELECT d.title, c.heading_path, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY c.id")
-    return [(r[0], tuple(json.loads(r[1])), r[2]) for r in rows]

@@ -8,7 +8,8 @@ all three one person (the snapshot's people table stores their `key`).
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from km_search.text import fold
 
 _ANGLE = re.compile(r"^(.*?)\s*<\s*([^<>\s]*)\s*>\s*$")
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
@@ -28,11 +29,6 @@ def normalize_email(email: str | None) -> str | None:
     return f"{local}@{domain}"
 
 
-def fold(text: str) -> str:
-    """Case- and accent-insensitive form for matching: 'Tomás  HERRERA' -> 'tomas herrera'."""
-    decomposed = unicodedata.normalize("NFKD", text or "")
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _SPACES.sub(" ", plain.casefold()).strip()
 
 
 def parse_person(text: str) -> tuple[str, str | None]:

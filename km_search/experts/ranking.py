@@ -129,7 +129,7 @@ def experts_from_ranking(
     snapshot, ranked: Sequence[tuple[int, float]], today: dt.date, half_life_days: float, k: int,
     readable: Sequence[str] | None = None,
 ) -> list[Expert]:
-    """rank_experts over a snapshot (km_search.store.Snapshot) and ranked (chunk id, score) pairs:
+    """rank_experts over a snapshot (km_search.index.snapshot.Snapshot) and ranked (chunk id, score) pairs:
     the chunks' documents, their people and dates, and each person's display name. With `readable`
     (the reader's groups), display names come only from documents those groups may read, as the
     ranked chunks already do: nothing about a person is learnt from a document the reader cannot see."""
@@ -144,27 +144,10 @@ def experts_from_ranking(
         for doc_id, found in people_rows.items()
     }
     keys = {r["key"] for found in people_rows.values() for r in found}
-    candidates_by_key = snapshot.name_candidates(keys) if readable is None else _readable_names(snapshot, keys, readable)
+    candidates_by_key = snapshot.name_candidates(keys, readable)
     names = {
         key: display_name(candidates, None if key.startswith("name:") else key)
         for key, candidates in candidates_by_key.items()
     }
     doc_dates = {doc_id: row["modified"] or row["created"] for doc_id, row in doc_rows.items()}
     return rank_experts(passages, people, doc_dates, names, today, half_life_days, k)
-
-
-def _readable_names(snapshot, keys: set[str], readable: Sequence[str]) -> dict[str, list[tuple[str, bool, int]]]:
-    """Snapshot.name_candidates restricted to the documents these groups may read."""
-    from km_search.search.filters import groups_sql
-
-    out: dict[str, list[tuple[str, bool, int]]] = {key: [] for key in keys}
-    if keys:
-        where, params = groups_sql(tuple(readable))
-        rows = snapshot.db.execute(
-            f"SELECT p.key, p.name, MAX(p.role = 'author') AS declared, COUNT(*) AS n FROM people p"
-            f" JOIN documents d ON d.id = p.doc_id WHERE p.key IN ({','.join('?' * len(keys))}) AND {where}"
-            " GROUP BY p.key, p.name", [*keys, *params],
-        )
-        for row in rows:
-            out[row["key"]].append((row["name"], bool(row["declared"]), row["n"]))
-    return out

@@ -1,6 +1,6 @@
 """The dense index of one shard: how it is built, loaded and searched.
 
-Kept apart from the snapshot layout (store.py) so the index kind can change with the corpus size:
+Kept apart from the snapshot layout (km_search/index/layout.py) so the index kind can change with the corpus size:
 
 - `flat`: exact inner product over float32 vectors, while a shard is small enough for a full scan
   to stay fast (KM_ANN_EXACT_ROWS);

@@ -21,7 +21,7 @@ from km_search.embedding.rerank import Reranker
 from km_search.search.fusion import convex_combination, reciprocal_rank_fusion
 from km_search.settings import Settings
 from km_search.search.snippets import snippet
-from km_search.store import Snapshot, meta_from_row
+from km_search.index.snapshot import Snapshot, meta_from_row
 from km_search.types import Hit, SearchFilters, SearchResult
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -122,7 +122,7 @@ class Retriever:
 
     def _in_context(self, query_vector: np.ndarray | None, dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
                     lexical_scores: LexicalScores | None, n: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-        """Both retrievers' top n, rescored with what a pooled vector and BM25 miss (context.py):
+        """Both retrievers' top n, rescored with what a pooled vector and BM25 miss (index/context.py):
         each passage's best window joins its dense score, and each passage borrows from its best
         neighbour in the same section, which can bring that neighbour in as a new candidate (a
         neighbour shares its document, so per-document filters and access rules let it through)."""

@@ -7,8 +7,8 @@ import re
 from itertools import accumulate
 
 from km_search.index.lexical import query_terms
+from km_search.text import WORD
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def _matcher(terms: list[str]):
@@ -25,7 +25,7 @@ def _matcher(terms: list[str]):
 def snippet(text: str, query: str, max_words: int = 40) -> str:
     """HTML-safe excerpt of `text` around the best cluster of query terms, matches in <mark>."""
     matches = _matcher(query_terms(query))
-    words = list(_WORD.finditer(text))
+    words = list(WORD.finditer(text))
     if not words:
         return html.escape(text[:300])
     hit = [matches(m.group().lower()) for m in words]

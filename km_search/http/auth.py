@@ -2,7 +2,7 @@
 changes the index. `KM_AUTH` picks the mode:
 
 - `keys` (the default): `Authorization: Bearer KEY`, a key made by `km keys create`
-  (km_search/keys.py). GET requests may carry the key in the `km_key` cookie instead, which the
+  (km_search/access/keys.py). GET requests may carry the key in the `km_key` cookie instead, which the
   search page sets so that plain links to the source viewer work. Until the first key is created,
   a caller on this machine (a loopback address, not relayed by a proxy) may read public documents
   without one, as Redis' protected mode lets a fresh install answer local clients: `km serve` then
@@ -12,7 +12,7 @@ changes the index. `KM_AUTH` picks the mode:
   and a request from anywhere else that carries them is refused.
 - `none`: everyone is the local principal that sees everything (a single-user laptop setup).
 
-Routes declare what they need with `Depends(require_reader)` or `Depends(require_admin)`; both take
+Routes declare what they need with the `Reader` and `Admin` aliases of deps.py; both take
 one token from the caller's rate-limit bucket. Failures are 401 (who are you?), 403 (not allowed)
 and 429 (slow down, with Retry-After), in the app's one error shape.
 """
@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Annotated
-
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
+from km_search.errors import AuthConfigError
 from km_search.access.principals import ANONYMOUS, LOCAL, Principal, normalize_groups
 from km_search.access.keys import KeyStore
-from km_search.ratelimit import RateLimiter, retry_after
+from km_search.http.ratelimit import RateLimiter, retry_after
 from km_search.settings import Settings
-
-__all__ = ["Authenticator", "Principal", "require_reader", "require_admin", "Reader", "Admin", "KEY_COOKIE"]
 
 log = logging.getLogger("km_search.auth")
 
@@ -44,11 +41,8 @@ _RELAYED = ("forwarded", "x-forwarded-for", "x-real-ip")
 bearer = HTTPBearer(auto_error=False, description="An API key from `km keys create` (KM_AUTH=keys).")
 
 
-class AuthConfigError(ValueError):
-    """A setting combination that cannot work; raised when the app is created, before it serves."""
 
-
-def _refuse(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPException:
+def refuse(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPException:
     if status == 401 and headers is None:
         headers = {"WWW-Authenticate": 'Bearer realm="km-search"'}
     return HTTPException(status, message, headers=headers)
@@ -101,7 +95,7 @@ class Authenticator:
     def _throttle(self, who: str) -> None:
         wait = self.limiter.take(who)
         if wait > 0:
-            raise _refuse(429, f"too many requests: the limit is {self.settings.rate_limit} a minute "
+            raise refuse(429, f"too many requests: the limit is {self.settings.rate_limit} a minute "
                           "(KM_RATE_LIMIT); retry later", {"Retry-After": retry_after(wait)})
 
     def _identify(self, request: Request, credentials: HTTPAuthorizationCredentials | None, peer: str) -> Principal:
@@ -116,11 +110,11 @@ class Authenticator:
         if not key and self._local_before_first_key(request, peer):
             return ANONYMOUS
         if not key:
-            raise _refuse(401, "authentication required: send an API key as `Authorization: Bearer KEY` "
+            raise refuse(401, "authentication required: send an API key as `Authorization: Bearer KEY` "
                           "(an admin creates one with `km keys create --role reader --groups ...`)")
         principal = self.keys.authenticate(key.strip())
         if principal is None:
-            raise _refuse(401, "the API key is unknown or revoked: ask an admin for a valid one")
+            raise refuse(401, "the API key is unknown or revoked: ask an admin for a valid one")
         return principal
 
     def _local_before_first_key(self, request: Request, peer: str) -> bool:
@@ -137,12 +131,12 @@ class Authenticator:
         if not self._trusted(peer):
             if user_header in request.headers or groups_header in request.headers:
                 log.warning("refused %s header from %s, which is not in KM_TRUSTED_PROXIES", user_header, peer)
-                raise _refuse(403, f"{user_header} is only accepted from the SSO proxy; this request did not come "
+                raise refuse(403, f"{user_header} is only accepted from the SSO proxy; this request did not come "
                               "through it")
-            raise _refuse(401, "authentication required: open km-search through the organization's sign-in proxy")
+            raise refuse(401, "authentication required: open km-search through the organization's sign-in proxy")
         user = " ".join(request.headers.get(user_header, "").split())
         if not user or len(user) > 256:
-            raise _refuse(401, f"the sign-in proxy sent no user ({user_header} header missing or empty)")
+            raise refuse(401, f"the sign-in proxy sent no user ({user_header} header missing or empty)")
         groups = _lenient_groups(request.headers.get(groups_header, ""))
         role = "admin" if self.admin_groups & set(groups) else "reader"
         return Principal(id=f"user:{user.lower()}", name=user, role=role, groups=groups)
@@ -164,26 +158,3 @@ def _lenient_groups(value: str) -> tuple[str, ...]:
         except ValueError:
             log.warning("ignored group %r from the sign-in proxy: not a valid group name", name.strip()[:80])
     return tuple(dict.fromkeys(out))
-
-
-def require_reader(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None
-) -> Principal:
-    """FastAPI dependency: the authenticated caller, any role (readers search, ask and give feedback).
-    Raises 401 (no or bad credentials), 403 (forged proxy header) or 429 (rate limit)."""
-    auth: Authenticator | None = getattr(request.app.state, "auth", None)
-    if auth is None:  # fail closed: an app built without create_app's authenticator serves nobody
-        raise _refuse(503, "authentication is not configured on this server", {})
-    return auth.authenticate(request, credentials)
-
-
-def require_admin(principal: Annotated[Principal, Depends(require_reader)]) -> Principal:
-    """FastAPI dependency for admin operations (ingest, upload, delete, keys, analytics): the
-    caller's Principal when their role is admin; 401/429 as require_reader, 403 for a reader."""
-    if not principal.is_admin:
-        raise _refuse(403, "this needs an admin key or an admin group; yours is a reader's")
-    return principal
-
-
-Reader = Annotated[Principal, Depends(require_reader)]
-Admin = Annotated[Principal, Depends(require_admin)]

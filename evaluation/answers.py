@@ -18,7 +18,6 @@ with abstention off, then scores the answers and sweeps the abstention threshold
 
 from __future__ import annotations
 
-import re
 import statistics
 import tempfile
 import time
@@ -26,15 +25,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from km_search.evaluation import SHINGLE, read_jsonl, shingles
+from evaluation.retrieval import SHINGLE, read_jsonl, shingles
+from km_search.text import WORD
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
 def quotes_gold(answer: str, gold: str) -> bool:
     """True when the answer is (mostly) text of the gold answer; see the module docstring."""
-    words = _TOKEN.findall(answer.lower())
-    gold_words = _TOKEN.findall(gold.lower())
+    words = WORD.findall(answer.lower())
+    gold_words = WORD.findall(gold.lower())
     if not words:
         return False
     if len(words) < SHINGLE:

@@ -8,7 +8,8 @@
   shared cache hands one user's results to another. Responses that set their own Cache-Control
   (static files, the widget) keep it.
 
-The page's Content-Security-Policy and frame rules live with the page (browser.py).
+The header sets below are what the page, the source viewer and original files are served with
+(routes/web.py, routes/documents.py): a strict Content-Security-Policy and no framing by other sites.
 """
 
 from __future__ import annotations
@@ -23,6 +24,25 @@ from km_search.settings import Settings
 
 UPLOAD_PATHS = ("/documents",)
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+COMMON_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+PAGE_HEADERS = {
+    **COMMON_HEADERS,
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",  # frame-ancestors for old browsers: no clickjacking from other sites
+}
+VIEWER_HEADERS = {
+    **COMMON_HEADERS,
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
+# An indexed HTML page is someone else's markup: sandboxed, it runs no script and has no origin of ours.
+ORIGINAL_HTML_HEADERS = {
+    **COMMON_HEADERS,
+    "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+}
 
 
 def _error_body(status: int, message: str) -> bytes:

@@ -1,4 +1,4 @@
-"""`km ask`, `km gaps` and `km eval-answers`, registered on the `km` app by cli.py.
+"""`km ask`, `km gaps` and `km eval-answers`, registered on the `km` app by app.py.
 
 Like the other commands, everything heavy is imported inside the command.
 """
@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from km_search.cli_options import IndexOpt, JsonOpt, fail as _fail
+from km_search.cli.options import IndexOpt, JsonOpt, fail as _fail
+from km_search.cli.output import ask_json, gaps_json
 from km_search.errors import KmError
 from km_search.settings import get_settings
 
@@ -36,9 +37,7 @@ def ask(
     except KmError as exc:
         _fail(str(exc))
     if as_json:
-        from km_search.answer_routes import AskOut
-
-        typer.echo(json.dumps(AskOut.of(result).model_dump(), indent=2))
+        typer.echo(json.dumps(ask_json(result), indent=2))
         return
     from rich.console import Console
 
@@ -73,9 +72,7 @@ def gaps(
     except KmError as exc:
         _fail(str(exc))
     if as_json:
-        from km_search.answer_routes import GapsOut
-
-        typer.echo(json.dumps(GapsOut.of(report).model_dump(), indent=2))
+        typer.echo(json.dumps(gaps_json(report), indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -109,7 +106,7 @@ def eval_answers(
 ) -> None:
     """Measure answers: the share quoting the gold answer, and abstention precision and coverage,
     with the threshold calibrated on answerable against unanswerable questions (docs/answers.md)."""
-    from km_search.answer_eval import evaluate_answers, evaluation_settings, outcome_rows
+    from evaluation.answers import evaluate_answers, evaluation_settings, outcome_rows
     from km_search.embedding.embedder import Embedder
     from km_search.service import SearchService
 

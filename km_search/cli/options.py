@@ -1,4 +1,4 @@
-"""Options and helpers shared by every `km` command module (cli.py, cli_answers.py)."""
+"""Options and helpers shared by every `km` command module (cli/*.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`km keys create|list|revoke`: API keys for KM_AUTH=keys, registered on the `km` app by cli.py.
+"""`km keys create|list|revoke`: API keys for KM_AUTH=keys, registered on the `km` app by app.py.
 
 The key is printed once, as the last word of `km keys create`'s output; only its hash is stored.
 """
@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from km_search.cli_options import JsonOpt, fail as _fail
+from km_search.cli.options import JsonOpt, fail as _fail
 from km_search.errors import KmError
 from km_search.settings import get_settings
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
+from km_search.text import WORD
 
 SHINGLE = 8
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
 # ---- metrics -------------------------------------------------------------------------------
@@ -52,11 +51,11 @@ class GoldAnswer:
     """Decides whether a returned passage is (mostly) the gold answer text."""
 
     def __init__(self, answer: str):
-        self.words = _TOKEN.findall(answer.lower())
+        self.words = WORD.findall(answer.lower())
         self.shingles = set(shingles(self.words))
 
     def matches(self, text: str) -> bool:
-        words = _TOKEN.findall(text.lower())
+        words = WORD.findall(text.lower())
         if not words:
             return False
         sh = shingles(words)

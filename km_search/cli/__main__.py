@@ -1,0 +1,3 @@
+from km_search.cli import main
+
+main()

@@ -1,0 +1,105 @@
+"""`km ingest` (once, or `--watch`): bring an index up to date with folders of documents."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from km_search.cli.options import (
+    IndexOpt, JsonOpt, fail as _fail,
+)
+from km_search.errors import KmError, NothingToPublish
+from km_search.settings import Settings, get_settings
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+    index: IndexOpt = None,
+    as_json: JsonOpt = False,
+    full: Annotated[bool, typer.Option("--full", help="Re-process every file, not only the changed ones.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Stay running and ingest again whenever files change.")] = False,
+) -> None:
+    """Bring the index up to date with PATHS: only new and changed files are parsed and embedded,
+    documents of deleted files are dropped, and a new snapshot is published when anything changed.
+
+    Exits 0 when the index is up to date, even if some files failed (they are in the report).
+    """
+    from rich.console import Console
+
+    from ingest.pipeline import ingest as run_ingest
+
+    settings = _settings()
+    if watch:
+        _watch(paths, settings, index, as_json)
+        return
+    try:
+        report = run_ingest(paths, settings, index=index, progress=not as_json and sys.stderr.isatty(), full=full)
+    except NothingToPublish as exc:
+        if as_json and exc.report is not None:
+            typer.echo(json.dumps(exc.report.to_json(), indent=2))
+        elif exc.report is not None:
+            _print_failures(Console(stderr=True), exc.report.failed)
+        _fail(str(exc))
+    except KmError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+        return
+    _print_report(Console(), report)
+
+
+def _print_report(console, report) -> None:
+    changes = (f"{report.added} added, {report.updated} updated, {report.removed} removed, "
+               f"{report.unchanged} unchanged, {len(report.failed)} failed; {report.embedded_chunks} passages embedded")
+    console.print(
+        f"[bold green]index '{report.index}'[/] snapshot {report.snapshot}: {report.documents} documents, "
+        f"{report.chunks} passages ({changes}) in {report.took_s:.1f} s"
+        + (f"; {report.skipped} unsupported files skipped" if report.skipped else "")
+        + (f"; full rebuild: {report.full_rebuild}" if report.full_rebuild else "")
+    )
+    _print_failures(console, report.failed)
+
+
+def _watch(paths: list[Path], settings: Settings, index: str | None, as_json: bool) -> None:
+    from rich.console import Console
+
+    from ingest.watch import watch
+
+    console = Console(stderr=True)
+
+    def show(result) -> None:
+        if isinstance(result, KmError):
+            console.print(f"[red]error:[/] {result}")
+        elif as_json:
+            typer.echo(json.dumps(result.to_json()), nl=True)
+            sys.stdout.flush()
+        else:
+            _print_report(console, result)
+
+    console.print(f"watching {', '.join(map(str, paths))} (Ctrl-C stops)")
+    watch(paths, settings, index, show)
+
+
+def _print_failures(console, failed: list[dict[str, str]]) -> None:
+    if not failed:
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(failed)} file(s) failed", title_justify="left")
+    table.add_column("file")
+    table.add_column("reason")
+    for f in failed:
+        table.add_row(f["path"], f["error"])
+    console.print(table)
+
+
+def add_ingest_commands(app: typer.Typer) -> None:
+    app.command()(ingest)
