@@ -178,7 +178,8 @@ def _still_excluded(file: SourceFile, excluded: dict[str, str]) -> bool:
         return True
 
 
-def _manifest(index: str, settings: Settings, embedder: Embedder, roots: Sequence[Path | str]) -> dict:
+def new_manifest(index: str, settings: Settings, embedder: Embedder, roots: Sequence[Path | str]) -> dict:
+    """The manifest of a snapshot built from scratch: what loading checks (model, backend, chunking)."""
     return {
         "name": index,
         "km_search": __version__,
@@ -270,7 +271,7 @@ def ingest(
         if not files:
             raise NothingToPublish(f"no supported documents under {', '.join(map(str, roots))}")
         files, report.warnings = with_folder_metadata(files, settings.git_authors)
-        manifest = _manifest(index, settings, embedder, roots)
+        manifest = new_manifest(index, settings, embedder, roots)
         base, why = reusable_base(index_path, manifest) if not full else (None, "asked for (--full)")
         plan = plan_changes(files, base, settings.max_file_mb * 1024 * 1024)
         plan.full_rebuild = why
@@ -395,7 +396,7 @@ def index_passages(passages: Sequence[dict], settings: Settings, index: str, emb
         for p in passages
     ]
     with index_lock(index_path):
-        writer = SnapshotWriter(index_path, _manifest(index, settings, embedder, []))
+        writer = SnapshotWriter(index_path, new_manifest(index, settings, embedder, []))
         encoded = [embedder.encode_passages([c.indexed_text() for c in chunks[i : i + 256]])
                    for i in range(0, len(chunks), 256)]
         vectors = np.concatenate([v for v, _ in encoded]) if encoded else np.zeros((0, 0), np.float32)

@@ -20,7 +20,7 @@ from typing import BinaryIO, Mapping
 import yaml
 
 from km_search.embedding.embedder import Embedder
-from km_search.errors import DocumentNotFound, KmError
+from km_search.errors import DocumentNotFound, UploadRejected
 from km_search.settings import Settings
 from km_search.index.layout import MANIFEST, write_atomic
 from km_search.index.locks import current_snapshot_path, index_lock
@@ -28,17 +28,9 @@ from km_search.index.locks import current_snapshot_path, index_lock
 from .discovery import SourceFile, with_folder_metadata
 from .parsers import parser_for
 from .pipeline import (
-    EXCLUDED, UPLOADS, IngestReport, Job, Plan, _manifest, apply_plan, content_hash, excluded_paths,
+    EXCLUDED, UPLOADS, IngestReport, Job, Plan, new_manifest, apply_plan, content_hash, excluded_paths,
     reusable_base, source_info,
 )
-
-
-class UploadRejected(KmError):
-    """The uploaded file is not something the index can take; nothing was changed."""
-
-    def __init__(self, message: str, status_code: int = 422):
-        super().__init__(message)
-        self.status_code = status_code
 
 
 def safe_filename(name: str) -> str:
@@ -57,7 +49,7 @@ def _current(index_path: Path, settings: Settings, embedder: Embedder, index: st
     """The snapshot an update applies to, and the manifest the new one gets."""
     base = current_snapshot_path(index_path)
     roots = json.loads((base / MANIFEST).read_text(encoding="utf-8")).get("roots", []) if base else []
-    manifest = _manifest(index, settings, embedder, roots)
+    manifest = new_manifest(index, settings, embedder, roots)
     if base is not None:
         reusable, why = reusable_base(index_path, manifest)
         if reusable is None:

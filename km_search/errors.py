@@ -75,3 +75,11 @@ class LLMError(KmError):
 
 class AuthConfigError(KmError):
     """A setting combination that cannot work; raised when the app is created, before it serves."""
+
+
+class UploadRejected(KmError):
+    """The uploaded file is not something the index can take; nothing was changed."""
+
+    def __init__(self, message: str, status_code: int = 422):
+        super().__init__(message)
+        self.status_code = status_code

@@ -15,6 +15,8 @@ import pytest
 
 from evaluation.retrieval import GoldAnswer, read_jsonl
 
+pytestmark = pytest.mark.slow  # the real model, a server or worker processes: make test-fast skips it
+
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "corpus"

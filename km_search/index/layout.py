@@ -38,7 +38,7 @@ FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 DATABASE = "chunks.sqlite"
 CURRENT = "CURRENT"
-_UNFINISHED = ".unfinished-"
+UNFINISHED = ".unfinished-"
 
 SCHEMA = """
 CREATE TABLE documents (

@@ -19,7 +19,9 @@ from km_search.errors import KmError
 from km_search.experts.people import is_bot, normalize_email, parse_person, person_key
 from km_search.index import dense
 from km_search.index.context import ShardContext, Windows
-from km_search.index.layout import _UNFINISHED, CURRENT, DATABASE, FORMAT_VERSION, MANIFEST, SCHEMA, SourceInfo, fsync_dir, write_atomic
+from km_search.index.layout import (
+    CURRENT, DATABASE, FORMAT_VERSION, MANIFEST, SCHEMA, UNFINISHED, SourceInfo, fsync_dir, write_atomic,
+)
 from km_search.index.lexical import Postings, build_postings, join_postings
 from km_search.index.locks import collect_garbage
 from km_search.text import fold
@@ -83,7 +85,7 @@ class SnapshotWriter:
         self.snapshots = index_path / "snapshots"
         self.snapshots.mkdir(parents=True, exist_ok=True)
         self._remove_unfinished()
-        self.folder = self.snapshots / f"{_UNFINISHED}{self.snapshot_id}"
+        self.folder = self.snapshots / f"{UNFINISHED}{self.snapshot_id}"
         self.folder.mkdir()
         self.manifest = dict(manifest)
         self.shard_rows = shard_rows
@@ -108,7 +110,7 @@ class SnapshotWriter:
         self.dimension: int | None = None
 
     def _remove_unfinished(self) -> None:
-        for leftover in self.snapshots.glob(f"{_UNFINISHED}*"):
+        for leftover in self.snapshots.glob(f"{UNFINISHED}*"):
             shutil.rmtree(leftover, ignore_errors=True)
 
     @property

@@ -42,7 +42,7 @@ SECRET = {"hr": "zanzibar", "leads": "quokka"}
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from conftest import HashingEmbedder
+    from helpers import HashingEmbedder
 
     root = tmp_path_factory.mktemp("auth")
     docs = root / "docs"

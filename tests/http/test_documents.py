@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import EXAMPLES, HashingEmbedder
+from helpers import EXAMPLES, HashingEmbedder
 from ingest.pipeline import ingest
 from km_search.http.app import create_app
 from km_search.index.documents import SourceDocument, viewer_url

@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+
+pytestmark = pytest.mark.slow  # the real model, a server or worker processes: make test-fast skips it
+
+ROOT = Path(__file__).resolve().parents[2]
 FLOORS = {"hybrid": {"Hit@5": 0.85, "Hit@10": 0.92, "MRR@10": 0.65}, "lexical": {"Hit@10": 0.85}, "dense": {"Hit@10": 0.85}}
 
 

@@ -129,6 +129,7 @@ def test_an_incremental_snapshot_keeps_windows_and_neighbours_of_carried_rows(tm
     assert (after_update.neighbors(a_ids)[0] >= 0).sum() == len(a_ids) - 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "openvino-int8"])
 def test_a_question_about_one_sentence_matches_its_window_better_than_the_whole_passage(backend, tmp_path):
     from km_search.embedding.embedder import Embedder

@@ -16,7 +16,9 @@ import pytest
 from evaluation.answers import gold_link, quotes_gold
 from evaluation.retrieval import read_jsonl
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # the real model, a server or worker processes: make test-fast skips it
+
+ROOT = Path(__file__).resolve().parents[2]
 EVAL = ROOT / "examples" / "eval"
 GOLD = {g["query_id"]: g for g in read_jsonl(EVAL / "gold.jsonl")}
 QUERIES = {q["_id"]: q["text"] for q in read_jsonl(EVAL / "queries.jsonl")}

@@ -24,6 +24,8 @@ from km_search.settings import Settings
 from km_search.index.layout import SourceInfo
 from test_parsers import reportlab_pdf, rewrite_pdf
 
+pytestmark = pytest.mark.slow  # the real model, a server or worker processes: make test-fast skips it
+
 
 def settings_for(tmp_path: Path, **overrides) -> Settings:
     return Settings(index_dir=tmp_path / "indexes", **{"parse_workers": 2, "parse_timeout_s": 20, **overrides})

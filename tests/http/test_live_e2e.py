@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from conftest import EXAMPLES, KM, start_server
+from helpers import EXAMPLES, KM, start_server
 
 pytestmark = pytest.mark.slow
 

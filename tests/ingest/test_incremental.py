@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, HashingEmbedder
+from helpers import EXAMPLES, HashingEmbedder
 from ingest.pipeline import ingest
 from km_search.errors import KmError
 from km_search.service import SearchService

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, KM
+from helpers import EXAMPLES, KM
 from km_search.embedding.tuning import mine_pairs
 
 ROWS = [

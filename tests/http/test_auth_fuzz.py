@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from test_auth import corpus  # noqa: E402,F401  (the module-scoped index, keys and app)
 
+pytestmark = pytest.mark.slow  # the real model, a server or worker processes: make test-fast skips it
+
 EXAMPLES = 25  # per operation and caller; bounded so the whole file runs in well under a minute
 
 

@@ -5,6 +5,8 @@ import pytest
 
 from km_search.embedding.embedder import Embedder, ModelNotFound, resolve_model_path
 
+pytestmark = pytest.mark.slow  # the real model, a server or worker processes: make test-fast skips it
+
 
 def test_bundled_model_gives_normalized_vectors_that_rank_by_meaning(real_embedder):
     vectors = real_embedder.encode(["How do I reset my password?", "Steps to change a forgotten password", "Quarterly revenue grew"])

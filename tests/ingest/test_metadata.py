@@ -242,7 +242,7 @@ def test_text_header_and_no_header(tmp_path, settings):
 
 def test_example_corpus_metadata_is_complete():
     """Every example document gets a type, and every one under a project folder its project."""
-    from conftest import EXAMPLES
+    from helpers import EXAMPLES
     from km_search.settings import Settings
 
     settings = Settings()

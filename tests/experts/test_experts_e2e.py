@@ -13,6 +13,8 @@ import urllib.request
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the real model, a server or worker processes: make test-fast skips it
+
 KM = [sys.executable, "-m", "km_search.cli"]
 QUERY = "what did we decide and what did we learn about the database?"
 

@@ -13,7 +13,9 @@ import urllib.request
 
 import pytest
 
-from conftest import KM, start_server
+from helpers import KM, start_server
+
+pytestmark = pytest.mark.slow  # the real model, a server or worker processes: make test-fast skips it
 
 FILES = {
     "public/vpn.md": "# VPN setup\n\nInstall the WireGuard client and import the profile from the IT portal.\n",
