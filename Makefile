@@ -8,9 +8,20 @@ CONSTRAINTS := -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run test test-fast docs examples quality bench clean
+.PHONY: install ocr-tools run test test-fast docs examples quality bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed ocr-tools
+
+# Scanned PDF pages are OCR'd with Debian's tesseract-ocr: installed when missing and apt-get can run
+# without asking (as root); otherwise a note, and such pages are reported as unread at ingest.
+ocr-tools:
+	@command -v tesseract >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng; } \
+	         >/tmp/km-tesseract.log 2>&1; then echo "installed tesseract-ocr"; \
+	    else echo "could not install tesseract-ocr (see /tmp/km-tesseract.log): scanned PDF pages will not be read" >&2; fi; \
+	  else echo "note: tesseract-ocr is not installed, so scanned PDF pages will not be read" \
+	    "(Debian: sudo apt-get install tesseract-ocr tesseract-ocr-eng)" >&2; fi; }
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

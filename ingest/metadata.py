@@ -9,9 +9,11 @@ Parsers read what a file says about itself (front matter, core properties, PDF i
    folder's value winning over its parents'; `owners` become the authors only of files that name
    none; `groups` (who may read the documents, km_search/access/principals.py) apply to files that declare
    none; other keys go to `extra`;
-3. rules: the type is inferred from the title, file name, folders and headings (`infer_type`); a
-   decision's status from its Status section or a 'Status: X' line (`infer_status`); a document
-   that declares no date gets the date of its last commit.
+3. rules: the type is inferred from the title, file name, folders and headings (`infer_type`); an
+   RFC/RFD process field (`state: published`, `date_approved:`) makes a decision (`process_status`);
+   an index page listing records is not one (`is_record_index`); a decision's status comes from its
+   Status section or a status line, list item or table cell (`infer_status`); a document that
+   declares no date gets the date of its last commit.
 
 Everything here is pure except `FolderDefaults`, which reads the sidecar files.
 """
@@ -29,7 +31,7 @@ import yaml
 from km_search.text import fold
 from km_search.types import Contributor, DocumentMeta, Section
 
-from .parsers._common import scalar_str, split_names, split_tags
+from .parsers._common import iso_date, scalar_str, split_names, split_tags
 from .parsers.markdown import as_list
 
 SIDECAR_NAMES = ("_meta.yaml", "_meta.yml")
@@ -54,8 +56,9 @@ TYPE_SYNONYMS = {
 # folders from the nearest up, then weak title words, then headings; nothing matched -> "other".
 _W = re.IGNORECASE
 TYPE_RULES: tuple[tuple[str, re.Pattern, frozenset[str], re.Pattern | None, re.Pattern | None], ...] = (
-    ("decision", re.compile(r"\badrs?[\s_-]?\d+|\bdecision records?\b|\barchitecture decisions?\b", _W),
-     frozenset({"decisions", "decision", "adr", "adrs", "decision-records"}),
+    ("decision", re.compile(r"\badrs?[\s_-]?\d+|\brf[cd]s?[\s_-]?\d+|\bdecision records?\b|"
+                            r"\barchitectur(?:e|al) decisions?\b", _W),
+     frozenset({"decisions", "decision", "adr", "adrs", "decision-records", "rfc", "rfcs", "rfd", "rfds"}),
      re.compile(r"\bdecisions?\b", _W), None),
     ("lesson", re.compile(r"\bpost[\s_-]?mortems?\b|\bretrospectives?\b|\bretro\b|\blessons?[\s_-]learned\b|"
                           r"\bincident (?:review|report)\b", _W),
@@ -73,11 +76,27 @@ TYPE_RULES: tuple[tuple[str, re.Pattern, frozenset[str], re.Pattern | None, re.P
     ("policy", re.compile(r"\bpolic(?:y|ies)\b", _W), frozenset({"policies", "policy"}), None, None),
 )
 
-STATUSES = ("proposed", "accepted", "rejected", "deprecated", "superseded", "draft", "approved", "final")
-_STATUS = re.compile(r"^\W*(" + "|".join(STATUSES) + r")\b(?:\s+by\s+([a-z]+[\s-]?\d+|[^\s.,;()]+))?", _W)
-_STATUS_FIELD = re.compile(r"\bstatus\s*[:=\-–]\s*(" + "|".join(STATUSES) + r")\b", _W)
-_SUPERSEDES = re.compile(r"\bsupersedes\s+([a-z]+[\s-]?\d+)", _W)
-_STATUS_WINDOW = 600  # characters at the top of a document where a 'Status: X' line counts
+STATUSES = ("proposed", "accepted", "rejected", "deprecated", "superseded", "draft", "approved", "final",
+            "reverted", "withdrawn", "abandoned", "published", "committed", "discussion", "prediscussion",
+            "ideation", "predraft")
+# Words written for a status that mean one of STATUSES: 'Replaced by ADR-9' is 'Superseded'.
+STATUS_SYNONYMS = {"replaced": "superseded", "obsoleted": "superseded"}
+# RFD/RFC process states (Oxide's `state:`, also as the AsciiDoc attribute `:state:`): a document in
+# such a process is a decision record whatever its folder; `draft` alone is not (Word files say it).
+RFD_STATES = frozenset({"prediscussion", "ideation", "predraft", "draft", "discussion", "published",
+                        "committed", "abandoned"})
+_RFD_ONLY = RFD_STATES - {"draft"}
+_STATUS_WORDS = "|".join((*STATUSES, *STATUS_SYNONYMS))
+_LEAD = re.compile(r"^[\W_]*(?:\d{4}-\d{2}-\d{2}[\W_]*)?")  # emoji, bullets, bold marks, a date before it
+_STATUS = re.compile(r"^(" + _STATUS_WORDS + r")\b(?:\s+(?:by|in|with)\b\s*(.*))?", _W)
+# 'Status: X', '* Status: X', '**Status:** X', '| Status | X |', 'Status - X', '… - Status: X' (inline)
+_STATUS_FIELD = re.compile(r"\bstatus\b[*_]*\s*(?:[:=|]|[-–—]\s)\s*([^\n|]+)", _W)
+_SUPERSEDES = re.compile(r"\b(?:supersedes|replaces|obsoletes)\b\s*:?\s*([^\n]*)", _W)
+_LINK = re.compile(r"!?\[([^\]]*)\]\(\s*([^)\s]*)[^)]*\)")
+# A record reference: 'ADR-036', 'adr 12', 'RFD #42', or a bare number that is not part of a date.
+_REF = re.compile(r"\b([a-z]{2,10})[\s_-]?#?(\d{1,6})\b|(?<![\w-])#?(\d{1,6})(?![\w-])", _W)
+_STATUS_WINDOW = 600  # characters at the top of a document where a status line counts
+_APPROVED_KEYS = ("date_approved", "approved", "approval_date")
 
 
 def normalize_type(value: str | None) -> str | None:
@@ -86,8 +105,33 @@ def normalize_type(value: str | None) -> str | None:
     return TYPE_SYNONYMS.get(text, text) or None
 
 
+# Section names of ADR templates (Nygard, MADR, Y-statements): two of them make a decision record
+# even without a 'Decision' heading, at least one being one that only ADRs have.
+_ADR_HEADINGS = frozenset({"status", "context", "decision", "decisions", "consequences", "context and problem statement",
+                           "decision drivers", "considered options", "decision outcome", "pros and cons of the options",
+                           "rationale"})
+_ADR_ONLY = frozenset({"status", "decision", "decisions", "consequences", "context and problem statement",
+                       "decision drivers", "considered options", "decision outcome", "pros and cons of the options"})
+# Folder names made of these words hold decision records: 'architecture-decisions', 'adr-log', 'rfd'.
+_DECISION_FOLDER_WORDS = frozenset({"adr", "adrs", "decision", "decisions", "rfc", "rfcs", "rfd", "rfds"})
+
+
+def _folder_type(folder: str) -> str | None:
+    """The type a folder name gives its documents, if any."""
+    for doc_type, _, folders, *_ in TYPE_RULES:
+        if folder.lower() in folders:
+            return doc_type
+    return "decision" if set(re.split(r"[-_. ]+", folder.lower())) & _DECISION_FOLDER_WORDS else None
+
+
+def _adr_structure(names: Sequence[str]) -> bool:
+    found = {fold(n).strip(" :") for n in names} & _ADR_HEADINGS
+    return len(found) >= 2 and bool(found & _ADR_ONLY)
+
+
 def infer_type(title: str, headings: Iterable[Sequence[str]], rel_path: str) -> str:
-    """The document type from its title, file name, folders and headings (the order of TYPE_RULES)."""
+    """The document type from its title, file name, folders and headings (the order of TYPE_RULES);
+    an ADR template's sections come right after the folders, before weak title words."""
     parts = rel_path.split("/")
     stem = re.sub(r"[-_.]+", " ", parts[-1].rsplit(".", 1)[0])
     for text in (title, stem):
@@ -95,52 +139,126 @@ def infer_type(title: str, headings: Iterable[Sequence[str]], rel_path: str) -> 
             if strong.search(text or ""):
                 return doc_type
     for folder in reversed(parts[:-1]):
-        for doc_type, _, folders, *_ in TYPE_RULES:
-            if folder.lower() in folders:
-                return doc_type
+        if found := _folder_type(folder):
+            return found
+    names = [h[-1] for h in headings if h]
+    if _adr_structure(names):
+        return "decision"
     for doc_type, _, _, weak, _ in TYPE_RULES:
         if weak is not None and weak.search(title or ""):
             return doc_type
-    names = [h[-1] for h in headings if h]
     for doc_type, *_, heading_rule in TYPE_RULES:
         if heading_rule is not None and any(heading_rule.search(name) for name in names):
             return doc_type
-    if any(re.fullmatch(r"decisions?", n.strip(), _W) for n in names) and any(
-        re.fullmatch(r"context|status|consequences", n.strip(), _W) for n in names
-    ):
-        return "decision"
     return "other"
 
 
+def record_ref(text: str | None) -> str | None:
+    """The record a status or 'Supersedes' line points at: 'ADR-036' from '[ADR 036](036-x.md)',
+    '0012' from 'Replaces [0012](0012-x.md)', the link's file number when its text has none;
+    None when it names no record."""
+    text = text or ""
+    targets = [t for _, t in _LINK.findall(text)]
+    plain = _LINK.sub(lambda m: m[1], text)
+    if m := _REF.search(plain):
+        return f"{m[1].upper()}-{m[2]}" if m[1] else m[3]
+    for target in targets:  # '0012-use-mysql.md', 'adr-0012.md', '../0012/README.md'
+        parts = [p for p in target.split("#", 1)[0].split("/") if p not in ("", ".", "..")]
+        stem = parts[-1].rsplit(".", 1)[0] if parts else ""
+        if m := _RECORD_ID.match(stem):
+            return f"{m[1].upper()}-{m[2]}"
+        if m := _NUMBERED.match(stem) or (re.fullmatch(r"(\d{1,5})", parts[-2]) if len(parts) > 1 else None):
+            return m[1]
+    return None
+
+
 def normalize_status(value: str | None) -> tuple[str | None, str | None]:
-    """('Superseded', 'ADR-012') from 'superseded by ADR-012'; a status that is none of STATUSES
-    is kept as written; (None, None) for nothing."""
+    """('Superseded', 'ADR-012') from 'superseded by ADR-012', '⌛️ Superseded by [ADR 12](012-x.md)'
+    or 'Replaced by ADR 12'; emoji, bold, links and dates around a status are dropped ('✅ **Accepted**
+    (2021-03-02)' is 'Accepted'). A superseding record named by title only is kept as that title. A
+    status that is none of STATUSES is kept as written; (None, None) for nothing."""
     text = " ".join((value or "").split())
     if not text:
         return None, None
-    m = _STATUS.match(text)
+    m = _STATUS.match(_LEAD.sub("", text))
     if not m:
-        return text, None
-    return m[1].capitalize(), (m[2].upper().replace(" ", "-") if m[2] and m[1].lower() == "superseded" else None)
+        return " ".join(_LINK.sub(lambda m: m[1], text).split()), None
+    word = STATUS_SYNONYMS.get(m[1].lower(), m[1].lower())
+    by = None
+    if word == "superseded" and m[2]:
+        title = re.split(r"\s*[(;,]|\s+on\s+\d|\.\s", _LINK.sub(lambda m: m[1], m[2]).strip(" .*_"), maxsplit=1)[0]
+        by = record_ref(m[2]) or title or None
+    return word.capitalize(), by
+
+
+def _known(status: str | None) -> bool:
+    return bool(status) and status.lower() in STATUSES
 
 
 def infer_status(sections: Sequence[Section]) -> tuple[str | None, str | None, str | None]:
-    """(status, superseded_by, supersedes) of a decision record: the first line of its 'Status'
-    section, else a 'Status: X' line near the top."""
-    for section in sections:
-        if section.heading_path and fold(section.heading_path[-1]) == "status":
-            first = section.text.split("\n", 1)[0]
-            status, by = normalize_status(first)
-            if status and status.lower() in STATUSES:
-                ref = _SUPERSEDES.search(section.text)
-                return status, by, ref[1].upper().replace(" ", "-") if ref else None
+    """(status, superseded_by, supersedes) of a decision record: its 'Status' section (a 'Superseded
+    by' line there wins over the 'Accepted' above it: it was written later), else the first status
+    line, list item or table cell near the top; 'Supersedes X' / 'Replaces X' from either place."""
     top = "\n".join(s.text for s in sections)[:_STATUS_WINDOW]
-    if m := _STATUS_FIELD.search(top):
-        return m[1].capitalize(), None, None
-    return None, None, None
+    for section in sections:
+        if section.heading_path and fold(section.heading_path[-1]).strip(" :") == "status":
+            found = [normalize_status(line) for line in section.text.split("\n")[:5]]
+            found = [f for f in found if _known(f[0])]
+            if found:
+                status, by = next((f for f in found if f[0] == "Superseded"), found[0])
+                return status, by, _supersedes(section.text) or _supersedes(top)
+    for m in _STATUS_FIELD.finditer(top):
+        status, by = normalize_status(m[1])
+        if _known(status):
+            return status, by, _supersedes(top)
+    return None, None, _supersedes(top)
+
+
+def _supersedes(text: str) -> str | None:
+    """The record a 'Supersedes ADR 12' / 'Replaces [0012](0012-x.md)' line names, if any."""
+    for m in _SUPERSEDES.finditer(text):
+        if ref := record_ref(m[1]):
+            return ref
+    return None
+
+
+def process_status(meta: DocumentMeta, extra: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(status, date) that an RFC/RFD process field gives: `state: published` (front matter, or the
+    AsciiDoc `:state:` the parser reads as the status) -> 'Published'; `date_approved: 2019-05-02`
+    -> 'Accepted' on that day. (None, None) when the document follows no such process."""
+    state = fold(extra.get("state") or "")
+    if state in RFD_STATES:
+        return state.capitalize(), None
+    declared = fold(meta.status or "")
+    if declared in _RFD_ONLY:
+        return declared.capitalize(), None
+    for key in _APPROVED_KEYS:
+        if day := iso_date(extra.get(key)):
+            return "Accepted", day
+    return None, None
+
+
+_INDEX_STEMS = frozenset({"readme", "index", "_index", "toc", "summary", "contents", "overview"})
+_LISTED = re.compile(r"^(?:[-*+] |\d{1,4}\. |\S.*\|)")  # a list item or a table row, as parsers write them
+_LISTED_RECORD = re.compile(r"\b[a-z]{2,10}[\s_-]?#?\d{1,6}\b|\b0\d{2,5}\b|^\d{1,5}\s*\|", _W)
+
+
+def is_record_index(rel_path: str, sections: Sequence[Section], status: str | None) -> bool:
+    """An ADR/RFD folder's README or index page, or a page that is mostly a list or table of records
+    (at least 3 lines, half of them): it lists decisions and is none itself. A README that states a
+    status, or that is the record of a numbered folder (Oxide's rfd/0042/README.adoc), is a record."""
+    parts = rel_path.lower().split("/")
+    stem = parts[-1].rsplit(".", 1)[0]
+    numbered_folder = len(parts) > 1 and parts[-2].isdigit()
+    if stem in _INDEX_STEMS and not numbered_folder and not status:
+        return True
+    lines = [line for s in sections for line in s.text.split("\n") if line.strip()]
+    listed = [line for line in lines if _LISTED.match(line) and _LISTED_RECORD.search(line)]
+    return len(listed) >= 3 and 2 * len(listed) >= len(lines)
 
 
 _RECORD_ID = re.compile(r"^\W*([a-z]{2,10})[\s_-]?(\d{1,6})(?!\d|-\d)", _W)
+_NUMBERED = re.compile(r"^\s*(\d{1,5})(?:[.:)]\s|[\s_-](?!\d)|$)")  # '0001-use-x', '12. Use X', not a date
 
 
 def record_id(text: str) -> str | None:
@@ -155,33 +273,106 @@ def _same_record(ident: str | None) -> str | None:
     return f"{m[1].upper()}-{int(m[2])}" if m else None
 
 
-def supersessions(
-    decisions: Iterable[tuple[int, str, str, str | None, Mapping[str, str]]],
-    groups: Mapping[int, Sequence[str]] | None = None,
-) -> dict[int, str]:
-    """Decisions that a later one declares it `supersedes` but that do not say so themselves:
-    doc id -> the superseding record's id. Input rows: (doc id, title, path, status, extra).
+def record_number(title: str, path: str) -> int | None:
+    """A record's number in its collection: from 'ADR-7: …', '7. Use X', '0007-use-x.md', or the
+    numbered folder of 'rfd/0007/README.adoc'."""
+    parts = path.split("/")
+    stem = parts[-1].rsplit(".", 1)[0]
+    for text in (title, stem):
+        if m := _RECORD_ID.match(text or ""):
+            return int(m[2])
+    for text in (stem, title):
+        if m := _NUMBERED.match(text or ""):
+            return int(m[1])
+    return int(parts[-2]) if len(parts) > 1 and parts[-2].isdigit() else None
+
+
+def collection_of(path: str) -> str:
+    """The folder a record's siblings share: its own, or the one above a numbered record folder."""
+    parts = path.split("/")[:-1]
+    if parts and parts[-1].isdigit():
+        parts = parts[:-1]
+    return "/".join(parts)
+
+
+def _title_key(title: str) -> str:
+    """A title without its record id: 'ADR-12: Use Postgres' and 'Use Postgres' match."""
+    return fold(re.sub(r"^\W*(?:[a-z]{2,10}[\s_-]?)?\d{1,6}\s*[.:)\-–—]?\s*", "", title or "", flags=_W)).strip()
+
+
+Record = tuple[int, str, str, "str | None", Mapping[str, str]]  # (doc id, title, path, status, extra)
+
+
+def supersession_pairs(decisions: Iterable[Record]) -> list[tuple[int, int]]:
+    """(old, new) doc id pairs from whichever side states it: 'supersedes' on the new record, or
+    'superseded_by' on the old one. A reference resolves to the record of that number in the same
+    collection (folder), else to records with that id anywhere ('ADR-7'), else to a sibling of
+    that title."""
+    decisions = list(decisions)
+    by_number: dict[tuple[str, int], list[int]] = {}
+    by_id: dict[str, list[int]] = {}
+    by_title: dict[tuple[str, str], list[int]] = {}
+    for doc_id, title, path, _, _ in decisions:
+        home = collection_of(path)
+        if (n := record_number(title, path)) is not None:
+            by_number.setdefault((home, n), []).append(doc_id)
+        if ident := _same_record(record_id(title) or record_id(path.rsplit("/", 1)[-1])):
+            by_id.setdefault(ident, []).append(doc_id)
+        by_title.setdefault((home, _title_key(title)), []).append(doc_id)
+
+    def resolve(ref: str, path: str) -> list[int]:
+        home, digits = collection_of(path), re.search(r"\d+$", ref)
+        if digits and (found := by_number.get((home, int(digits[0])))):
+            return found
+        if found := by_id.get(_same_record(ref) or ""):
+            return found
+        return [] if digits else by_title.get((home, _title_key(ref)), [])
+
+    pairs: dict[tuple[int, int], None] = {}
+    for doc_id, _, path, _, extra in decisions:
+        for ref in split_tags(extra.get("supersedes", "")):
+            pairs.update(((old, doc_id), None) for old in resolve(ref, path) if old != doc_id)
+        for ref in split_tags(extra.get("superseded_by", "")):
+            pairs.update(((doc_id, new), None) for new in resolve(ref, path) if new != doc_id)
+    return list(pairs)
+
+
+def record_label(title: str, path: str) -> str:
+    """How one record names another in `superseded_by` / `supersedes`: its id ('ADR-012'), else its title."""
+    return record_id(title) or record_id(path.rsplit("/", 1)[-1]) or title or path
+
+
+def supersessions(decisions: Iterable[Record], groups: Mapping[int, Sequence[str]] | None = None) -> dict[int, str]:
+    """Decisions superseded by another that do not say so themselves: doc id -> the superseding
+    record's label. Input rows: (doc id, title, path, status, extra).
     With `groups` (doc id -> who may read it), a record is marked only when everyone who may read
     it may also read the one superseding it: a restricted record's id never shows on a public one."""
     decisions = list(decisions)
-    idents = {d: record_id(title) or record_id(path.rsplit("/", 1)[-1]) for d, title, path, _, _ in decisions}
-    by_key: dict[str, list[int]] = {}
-    for doc_id, ident in idents.items():
-        if ident:
-            by_key.setdefault(_same_record(ident), []).append(doc_id)
-    state = {doc_id: (status, extra) for doc_id, _, _, status, extra in decisions}
+    row = {d[0]: d for d in decisions}
     found: dict[int, str] = {}
-    for doc_id, _, _, _, extra in decisions:
-        if not idents[doc_id]:
-            continue
-        for ref in split_tags(extra.get("supersedes", "")):
-            for old in by_key.get(_same_record(ref) or "", []):
-                status, old_extra = state[old]
-                marked = (status or "").lower() == "superseded" and old_extra.get("superseded_by")
-                if old != doc_id and not marked and (groups is None or readable_by_all_readers_of(
-                        groups.get(doc_id, ("public",)), groups.get(old, ("public",)))):
-                    found.setdefault(old, idents[doc_id])
+    for old, new in supersession_pairs(decisions):
+        _, _, _, status, extra = row[old]
+        marked = (status or "").lower() == "superseded" and extra.get("superseded_by")
+        if not marked and _may_name(groups, old, new):
+            found.setdefault(old, record_label(row[new][1], row[new][2]))
     return found
+
+
+def superseding(decisions: Iterable[Record], groups: Mapping[int, Sequence[str]] | None = None) -> dict[int, str]:
+    """The other side: records that replace one whose own text says so, but that do not name it
+    (`supersedes` unset): doc id -> the old record's label; the same access rule, reversed."""
+    decisions = list(decisions)
+    row = {d[0]: d for d in decisions}
+    found: dict[int, str] = {}
+    for old, new in supersession_pairs(decisions):
+        if not row[new][4].get("supersedes") and _may_name(groups, new, old):
+            found.setdefault(new, record_label(row[old][1], row[old][2]))
+    return found
+
+
+def _may_name(groups: Mapping[int, Sequence[str]] | None, on: int, named: int) -> bool:
+    """Whether record `on` may show record `named`'s label: all of `on`'s readers may read `named`."""
+    return groups is None or readable_by_all_readers_of(groups.get(named, ("public",)), groups.get(on, ("public",)))
 
 
 def readable_by_all_readers_of(new: Sequence[str], old: Sequence[str]) -> bool:
@@ -215,19 +406,30 @@ def finish_meta(
     """The parser's metadata completed with sidecar defaults, git contributors and the rules above."""
     d = defaults or {}
     declared_type = meta.doc_type or scalar_str(d.get("doc_type")) or scalar_str(d.get("type"))
-    doc_type = normalize_type(declared_type) or infer_type(meta.title, (s.heading_path for s in sections), rel_path)
     extra = {**sidecar_extra(d), **meta.extra}
-    status, superseded_by = normalize_status(meta.status or scalar_str(d.get("status")))
+    in_process, approved = process_status(meta, extra)
+    doc_type = normalize_type(declared_type) or ("decision" if in_process else None) or infer_type(
+        meta.title, (s.heading_path for s in sections), rel_path)
+    declared_status = meta.status or scalar_str(d.get("status"))
+    if doc_type == "decision" and not declared_type and not in_process and is_record_index(rel_path, sections, declared_status):
+        doc_type = "other"
+    declared = normalize_status(declared_status)
+    status, superseded_by = declared if _known(declared[0]) or not in_process else (in_process, None)
     supersedes = None
-    if status is None and doc_type == "decision":
-        status, superseded_by, supersedes = infer_status(sections)
+    if doc_type == "decision":
+        found, found_by, supersedes = infer_status(sections)
+        if status is None:
+            status, superseded_by = found, found_by
+        elif status == "Superseded" and not superseded_by:
+            superseded_by = found_by
         if status is None and extra.get("superseded_by"):
             status = "Superseded"
     for key, value in (("superseded_by", superseded_by), ("supersedes", supersedes)):
         if value and not extra.get(key):
             extra[key] = value
     modified = meta.modified
-    if not meta.created and not modified:
+    created = meta.created or approved
+    if not created and not modified:
         modified = max((c.last_date for c in contributors if c.last_date), default=None)
     return replace(
         meta,
@@ -236,6 +438,7 @@ def finish_meta(
         doc_type=doc_type,
         tags=meta.tags or as_list(d.get("tags"), split_tags),
         status=status,
+        created=created,
         modified=modified,
         extra=extra,
         contributors=tuple(contributors),

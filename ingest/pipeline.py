@@ -36,8 +36,8 @@ from km_search.index.locks import current_snapshot_path, index_lock
 from km_search.types import Chunk, Document, DocumentMeta, Section
 
 from .discovery import SourceFile, scan, with_folder_metadata
-from .metadata import supersessions
-from .workers import ParsedFile, ParsePool, reason
+from .metadata import superseding, supersessions
+from .workers import ParsedFile, ParsePool, Skipped, reason
 
 UPLOADS = "uploads"  # <index folder>/uploads/: documents added through POST /documents
 EXCLUDED = "excluded.json"  # <index folder>/excluded.json: paths deleted through DELETE /documents/{id}
@@ -46,7 +46,7 @@ EXCLUDED = "excluded.json"  # <index folder>/excluded.json: paths deleted throug
 @dataclass
 class FileOutcome:
     path: str
-    status: str  # "added" | "updated" | "unchanged" | "removed" | "failed"
+    status: str  # "added" | "updated" | "unchanged" | "removed" | "failed" | "skipped" (nothing to index)
     chunks: int = 0
     error: str | None = None
 
@@ -62,10 +62,11 @@ class IngestReport:
     unchanged: int = 0
     removed: int = 0
     embedded_chunks: int = 0  # embedded by this run
-    skipped: int = 0  # files of unsupported formats
+    skipped: int = 0  # files of unsupported formats (not parsed at all)
     full_rebuild: str | None = None  # why every file was processed, when it was
     took_s: float = 0.0
     failed: list[dict[str, str]] = field(default_factory=list)
+    skipped_files: list[dict[str, str]] = field(default_factory=list)  # {path, reason}: nothing to index
     warnings: list[str] = field(default_factory=list)  # metadata that could not be read (sidecars, git)
     files: list[FileOutcome] = field(default_factory=list)
 
@@ -102,11 +103,13 @@ class Plan:
 
 def embed_batch(jobs, results, embedder: Embedder) -> tuple[list[ParsedFile], list[FileOutcome]]:
     """Embed the passages of a parsed batch (`results` of ParsePool.parse for `jobs`); a file that
-    failed to parse is reported and left out alone."""
+    failed to parse, or had nothing to index, is reported and left out alone."""
     parsed: list[ParsedFile] = []
     failures: list[FileOutcome] = []
     for (file, _), result in zip(jobs, results):
-        if isinstance(result, str):
+        if isinstance(result, Skipped):
+            failures.append(FileOutcome(file.rel, "skipped", error=result.reason))
+        elif isinstance(result, str):
             failures.append(FileOutcome(file.rel, "failed", error=result))
         else:
             parsed.append(result)
@@ -305,17 +308,21 @@ def apply_plan(plan: Plan, index_path: Path, manifest: dict, settings: Settings,
         if plan.jobs:
             _process_jobs(plan.jobs, writer, settings, embedder, report, progress, batch_files)
         report.files.sort(key=lambda f: f.path)
-        report.failed = [{"path": f.path, "error": f.error or ""} for f in report.files if f.status == "failed"]
+        _list_problems(report)
         report.added = sum(f.status == "added" for f in report.files)
         report.updated = sum(f.status == "updated" for f in report.files)
         if writer.documents == 0:
-            raise NothingToPublish("every file failed; nothing was published", report=report)
+            why = "every file failed" if not report.skipped_files else "no file had text to index (failed or skipped)"
+            raise NothingToPublish(f"{why}; nothing was published", report=report)
         if not report.added and not report.updated and not report.removed and plan.base is not None:
             writer.abort()  # only failures: the published snapshot stays as it is
             _finish(report, plan.base)
             return
-        for doc_id, newer in supersessions(writer.records_of_type("decision"), writer.groups_of_type("decision")).items():
+        records, groups = writer.records_of_type("decision"), writer.groups_of_type("decision")
+        for doc_id, newer in supersessions(records, groups).items():
             writer.mark_superseded(doc_id, newer)
+        for doc_id, older in superseding(records, groups).items():
+            writer.mark_supersedes(doc_id, older)
         published = writer.publish(keep=settings.keep_snapshots)
     except BaseException:
         writer.abort()
@@ -339,6 +346,9 @@ def _process_jobs(jobs: Sequence[Job], writer: SnapshotWriter, settings: Setting
                 writer.add(p.doc, p.source, p.chunks, p.vectors, p.windows)
                 report.files.append(FileOutcome(p.doc.path, status[p.doc.path], chunks=len(p.chunks)))
                 report.embedded_chunks += len(p.chunks)
+            for outcome in failures:  # a page that became a redirect stub leaves the index
+                if outcome.status == "skipped" and status[outcome.path] == "updated" and writer.remove(outcome.path):
+                    report.removed += 1
             report.files.extend(failures)
             advance(len(batch))
 
@@ -352,7 +362,13 @@ def _finish(report: IngestReport, snapshot: Path | None) -> None:
     report.documents = manifest["counts"]["documents"]
     report.chunks = manifest["counts"]["chunks"]
     report.files.sort(key=lambda f: f.path)
+    _list_problems(report)
+
+
+def _list_problems(report: IngestReport) -> None:
+    """The report's `failed` and `skipped_files` lists from its per-file outcomes."""
     report.failed = [{"path": f.path, "error": f.error or ""} for f in report.files if f.status == "failed"]
+    report.skipped_files = [{"path": f.path, "reason": f.error or ""} for f in report.files if f.status == "skipped"]
 
 
 class _progress:

@@ -26,7 +26,7 @@ from km_search.index.layout import MANIFEST, write_atomic
 from km_search.index.locks import current_snapshot_path, index_lock
 
 from .discovery import SourceFile, with_folder_metadata
-from .parsers import parser_for
+from .parsers import PARSERS, parser_for
 from .pipeline import (
     EXCLUDED, UPLOADS, IngestReport, Job, Plan, new_manifest, apply_plan, content_hash, excluded_paths,
     reusable_base, source_info,
@@ -40,7 +40,7 @@ def safe_filename(name: str) -> str:
     if not base or base in (".", "..") or base.startswith("."):
         raise UploadRejected(f"file name {name!r} is not usable: give the file a plain name like report.pdf")
     if parser_for(Path(base)) is None:
-        raise UploadRejected(f"{base}: unsupported format; km-search indexes PDF, DOCX, Markdown, HTML and text",
+        raise UploadRejected(f"{base}: unsupported format; km-search indexes {', '.join(sorted(PARSERS))}",
                              status_code=415)
     return base[:200]
 
@@ -84,8 +84,9 @@ def add_upload(
             plan = Plan(base=base, jobs=[Job(file, source_info(file, settings.max_file_mb * 1024 * 1024), "added")])
             report = IngestReport(index=index)
             apply_plan(plan, index_path, manifest, settings, embedder, report)
-        if report.failed:
-            raise UploadRejected(f"{name}: {report.failed[0]['error']}")
+        if report.failed or report.skipped_files:
+            why = report.failed[0]["error"] if report.failed else report.skipped_files[0]["reason"]
+            raise UploadRejected(f"{name}: {why}")
         return report, file.rel
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,6 +1,7 @@
 """The per-file work of ingestion (read, parse, chunk) and where it runs.
 
-`ParsePool.parse` yields each file's outcome in order: a ParsedFile, or the reason it failed.
+`ParsePool.parse` yields each file's outcome in order: a ParsedFile, Skipped (nothing to index, with
+the reason), or the reason it failed.
 Parsing runs in worker processes so that one file can only fail itself: a file that takes longer
 than KM_PARSE_TIMEOUT_S gets its worker killed and replaced, a worker's address space is capped at
 KM_PARSE_MEMORY_MB, and a worker that crashes (a segfault in a C library, SIGKILL) fails only the
@@ -21,7 +22,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import pebble
 
-from km_search.errors import KmError
+from km_search.errors import KmError, NothingToIndex, ParseError
 from km_search.index.context import Windows
 from km_search.settings import Settings
 from km_search.index.layout import SourceInfo
@@ -31,6 +32,14 @@ from .chunking import chunk_document
 from .discovery import SourceFile
 from .metadata import finish_meta
 from .parsers import parse_file
+from .stubs import MAX_REDIRECT_WORDS, stub_reason
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The outcome of a file with nothing to index (NothingToIndex): reported, not failed."""
+
+    reason: str
 
 
 @dataclass
@@ -49,7 +58,17 @@ def parse_one(file: SourceFile, settings: Settings, source: SourceInfo) -> Parse
     mode = os.stat(file.path).st_mode
     if not stat.S_ISREG(mode):  # reading a FIFO would block forever, a device never end
         raise KmError(f"not a regular file ({_KINDS.get(stat.S_IFMT(mode), 'special file')})")
-    doc = parse_file(file.path, file.rel, max_pages=settings.max_pages)
+    try:
+        doc = parse_file(file.path, file.rel, max_pages=settings.max_pages)
+    except NothingToIndex:
+        raise
+    except ParseError as exc:
+        if why := stub_reason(file.path):
+            raise NothingToIndex(why) from exc
+        raise
+    words = sum(len(s.text.split()) for s in doc.sections) if doc.format == "html" else MAX_REDIRECT_WORDS + 1
+    if words <= MAX_REDIRECT_WORDS and (why := stub_reason(file.path, words)):  # a page that only redirects
+        raise NothingToIndex(why)
     doc = replace(doc, meta=finish_meta(doc.meta, doc.path, doc.sections, file.defaults, file.contributors))
     chunks = chunk_document(doc, settings.chunk_words, settings.chunk_overlap, settings.pack_sections)
     if not chunks:
@@ -109,8 +128,8 @@ class ParsePool:
             self._pool.join()
             self._pool = None
 
-    def parse(self, jobs: Sequence[tuple[SourceFile, SourceInfo]]) -> Iterator[ParsedFile | str]:
-        """Each job's ParsedFile, or the reason it failed, in the order given."""
+    def parse(self, jobs: Sequence[tuple[SourceFile, SourceInfo]]) -> Iterator[ParsedFile | Skipped | str]:
+        """Each job's ParsedFile, Skipped, or the reason it failed, in the order given."""
         if self._pool is None:
             if self.workers > 0:
                 raise RuntimeError("use ParsePool as a context manager: `with ParsePool(settings) as pool`")
@@ -119,7 +138,7 @@ class ParsePool:
         futures = [self._pool.schedule(_run_in_worker, args=(self.work, file, source), timeout=timeout) for file, source in jobs]
         return (self._outcome(f) for f in futures)
 
-    def _outcome(self, future: Future) -> ParsedFile | str:
+    def _outcome(self, future: Future) -> ParsedFile | Skipped | str:
         try:
             return future.result()
         except TimeoutError:
@@ -149,10 +168,12 @@ def memory_reason(memory_mb: int) -> str:
     return f"parsing needed more memory than a parse worker may use ({memory_mb} MB, KM_PARSE_MEMORY_MB)"
 
 
-def _run(work: Work, file: SourceFile, settings: Settings, source: SourceInfo) -> ParsedFile | str:
+def _run(work: Work, file: SourceFile, settings: Settings, source: SourceInfo) -> ParsedFile | Skipped | str:
     """One job, never raising: exceptions become reasons (they may not even unpickle in the parent)."""
     try:
         return work(file, settings, source)
+    except NothingToIndex as exc:
+        return Skipped(str(exc))
     except MemoryError:
         return memory_reason(settings.parse_memory_mb)
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the run
@@ -174,7 +195,7 @@ def _start_worker(settings: Settings) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
-def _run_in_worker(work: Work, file: SourceFile, source: SourceInfo) -> ParsedFile | str:
+def _run_in_worker(work: Work, file: SourceFile, source: SourceInfo) -> ParsedFile | Skipped | str:
     assert _worker_settings is not None
     return _run(work, file, _worker_settings, source)
 

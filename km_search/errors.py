@@ -31,6 +31,11 @@ class ParseError(KmError):
     status_code = 422
 
 
+class NothingToIndex(ParseError):
+    """A file with no text of its own that is not broken: front matter only, a redirect stub, a page
+    that only redirects. The ingest report lists it under `skipped_files` with this reason."""
+
+
 class NothingToPublish(KmError):
     """Ingest found nothing it could index; the previous snapshot stays published."""
 

@@ -25,6 +25,28 @@ from km_search.index.locks import current_snapshot_path, hold_snapshots, release
 from km_search.types import AskResult, ExpertResult, GapReport, SearchFilters, SearchResult
 
 
+# Records no longer in force. Among hits of about equal relevance, /decisions lists the current record
+# first: a record with one of these statuses has its score multiplied by NOT_CURRENT_FACTOR, so it
+# still comes first when it is clearly the better match (asked about by name), and falls behind the
+# record that replaced it on the same topic, whose score is usually within a few percent of its own.
+NOT_CURRENT = frozenset({"superseded", "deprecated", "rejected", "abandoned", "reverted", "withdrawn"})
+NOT_CURRENT_FACTOR = 0.85
+
+
+def current_first(ranked: list[tuple], docs: dict[int, tuple[int, str | None]], k: int) -> list[tuple]:
+    """The best passage of each of the k best documents, with the scores of records no longer in
+    force (NOT_CURRENT) scaled by NOT_CURRENT_FACTOR before they are compared. `ranked` holds
+    (chunk id, score, dense, lexical) tuples; `docs` maps chunk id -> (doc id, status)."""
+    best: dict[int, tuple] = {}
+    for cid, score, *rest in ranked:
+        doc_id, status = docs[cid]
+        if (status or "").lower() in NOT_CURRENT:
+            score -= abs(score) * (1 - NOT_CURRENT_FACTOR)  # scaled, whatever the sign of the fused score
+        if doc_id not in best or score > best[doc_id][1]:
+            best[doc_id] = (cid, score, *rest)
+    return sorted(best.values(), key=lambda item: -item[1])[:k]
+
+
 @lru_cache(maxsize=1)
 def _one_blas_thread() -> None:
     """A query's numpy products are small (hundreds of rows); OpenBLAS threads left spinning after
@@ -129,7 +151,8 @@ class SearchService:
         principal: Principal = LOCAL,
     ) -> SearchResult:
         """The k documents of one type (decision, lesson, ...) that best match the query, each as its
-        best passage: GET /decisions and /lessons. Other filters still apply."""
+        best passage: GET /decisions and /lessons. Other filters still apply; records no longer in
+        force rank below current ones of about equal relevance (`current_first`)."""
         started = time.perf_counter()
         query = validated_query(query, self.settings)
         check_k(k, self.settings)
@@ -137,12 +160,8 @@ class SearchService:
         filters = replace(restrict(filters, principal), types=(doc_type,))
         ranked = retriever.rank(query, max(10 * k, self.settings.candidates), "hybrid", filters)
         rows = retriever.snapshot.chunk_rows(cid for cid, *_ in ranked)
-        best: dict[int, tuple] = {}
-        for item in ranked:
-            best.setdefault(rows[item[0]]["doc_id"], item)
-            if len(best) == k:
-                break
-        return SearchResult(tuple(retriever.hits(query, list(best.values()))), _ms_since(started))
+        best = current_first(ranked, {cid: (row["doc_id"], row["status"]) for cid, row in rows.items()}, k)
+        return SearchResult(tuple(retriever.hits(query, best)), _ms_since(started))
 
     def ask(
         self, query: str, k: int = 5, mode: Mode = "hybrid", filters: SearchFilters | None = None,

@@ -223,6 +223,7 @@ class Evidence:
     title: str
     text: str
     score: float  # what this document added to the person's score
+    role: str = "author"  # "author" (declared in the document's metadata) or "edited" (git commits only)
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,26 @@ from typing import Callable
 from km_search.types import Document
 
 from . import docx, html, markdown, pdf, text
+from . import epub, erb, mail, mdx, rtf
+from . import csv, odf, pptx, xlsx
+from . import asciidoc, rst
 
 Parser = Callable[[Path, str], Document]
 
 PARSERS: dict[str, Parser] = {}
-for _module in (pdf, docx, markdown, html, text):
+for _module in (pdf, docx, markdown, html, text, mdx, erb, rtf, epub, mail, pptx, xlsx, csv, odf, rst, asciidoc):
     for _ext in _module.EXTENSIONS:
         PARSERS[_ext] = _module.parse
 
 
 def parser_for(path: Path) -> Parser | None:
-    return PARSERS.get(path.suffix.lower())
+    """The parser of the longest registered suffix: 'guide.html.md.erb' is an ERB template, 'a.erb' nothing."""
+    suffixes = [s.lower() for s in path.suffixes]
+    for k in range(min(3, len(suffixes)), 0, -1):
+        parser = PARSERS.get("".join(suffixes[-k:]))
+        if parser is not None:
+            return parser
+    return None
 
 
 def parse_file(path: Path, rel_path: str, max_pages: int | None = None) -> Document:

@@ -23,6 +23,7 @@ EMPTY_FILE = "empty file: no text to index"
 _SPACES = re.compile(r"\s+")
 _SLUG_DROP = re.compile(r"[^\w\- ]", re.UNICODE)
 _NAME_SEP = re.compile(r"\s*(?:[,;]|\band\b|&)\s*", re.IGNORECASE)
+_AFTER_EMAIL = re.compile(r"(?<=>)\s*(?=\S)")  # 'Ann <a@x> Bob <b@x>': between the two
 _TAG_SEP = re.compile(r"\s*[,;]\s*")
 _DATE_SEP = re.compile(r"(\d{4})[-/.](\d{1,2})(?:[-/.](\d{1,2}))?(?!\d)")
 _DATE_COMPACT = re.compile(r"(?:D:)?(\d+)")
@@ -62,8 +63,10 @@ class SlugDeduper:
 
 
 def split_names(value: str) -> tuple[str, ...]:
-    """Author fields hold several people separated by ',', ';' or 'and'."""
-    return tuple(p for p in (collapse(x) for x in _NAME_SEP.split(value or "")) if p)
+    """Author fields hold several people separated by ',', ';' or 'and', or listed one after another
+    without commas as 'Ann Lee <ann@x> Bob Ray <bob@x> Cy Doe': a closing '>' ends a person."""
+    parts = (collapse(y) for x in _NAME_SEP.split(value or "") for y in _AFTER_EMAIL.split(x))
+    return tuple(p for p in parts if p)
 
 
 def split_tags(value: str) -> tuple[str, ...]:

@@ -21,26 +21,22 @@ from docx.table import Table, _Row
 from docx.text.paragraph import Paragraph
 
 from km_search.errors import ParseError
-from km_search.types import Document, DocumentMeta, Section
+from km_search.types import Document, Section
 
+from ._office import core_fields as office_core_fields, office_meta
 from ._common import (
     SectionBuilder,
     SlugDeduper,
     collapse,
-    iso_date,
     path_of,
     push_heading,
     read_bytes,
-    scalar_str,
-    split_names,
-    split_tags,
 )
 
 EXTENSIONS: tuple[str, ...] = (".docx",)
 
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 MAX_UNPACKED_MB = 256  # a 100 MB document of text and images unpacks to well under this
-_IDENTIFIER = re.compile(r"^[\w.-]{1,64}$")  # a subject that names a project ('billing'), not a sentence
 _P, _TBL, _SDT = qn("w:p"), qn("w:tbl"), qn("w:sdt")
 _BLANK_CORE = (
     b'<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties"/>'
@@ -51,24 +47,8 @@ def parse(path: Path, rel_path: str) -> Document:
     doc = open_docx(read_bytes(path))  # a 0-byte file is "empty", not "not a valid DOCX"
     core = core_fields(doc)
     sections, title_para, first_heading = build_sections(doc, core.get("title"))
-    meta = DocumentMeta(
-        title=core.get("title") or title_para or first_heading or path.stem,
-        authors=split_names(core.get("author", "")),
-        created=core.get("created"),
-        modified=core.get("modified"),
-        project=project_of(core.get("subject")),
-        doc_type=core.get("category"),
-        tags=split_tags(core.get("keywords", "")),
-        status=core.get("content_status"),
-        extra={k: core[k] for k in ("subject", "language") if core.get(k)},
-    )
+    meta = office_meta(core, title_para or first_heading or path.stem)
     return Document(path=rel_path, format="docx", sections=sections, meta=meta)
-
-
-def project_of(subject: str | None) -> str | None:
-    """Word has no project field; teams put the project in Subject. Only a one-word subject counts:
-    a sentence there is a description (it stays in extra['subject'])."""
-    return subject if subject and _IDENTIFIER.match(subject) else None
 
 
 def open_docx(data: bytes) -> DocxDocument:
@@ -117,27 +97,13 @@ def with_blank_core_properties(data: bytes) -> bytes:
 
 
 def core_fields(doc: DocxDocument) -> dict[str, str]:
-    """The core properties as strings (dates ISO); one unreadable property must not cost the rest."""
-    out: dict[str, str] = {}
+    """The core properties as strings (dates ISO); unreadable core properties give none."""
     try:
         props = doc.core_properties
     except Exception:  # noqa: BLE001
-        return out
-    for name in ("title", "author", "keywords", "category", "subject", "content_status", "language"):
-        try:
-            value = scalar_str(getattr(props, name))
-        except Exception:  # noqa: BLE001
-            continue
-        if value:
-            out[name] = value
-    for name in ("created", "modified"):
-        try:
-            value = iso_date(getattr(props, name))
-        except Exception:  # noqa: BLE001
-            continue
-        if value:
-            out[name] = value
-    return out
+        return {}
+    return office_core_fields(props, {name: name for name in (
+        "title", "author", "keywords", "category", "subject", "content_status", "language", "created", "modified")})
 
 
 def body_blocks(doc: DocxDocument) -> Iterator[Paragraph | Table]:

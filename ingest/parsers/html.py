@@ -80,6 +80,15 @@ _META_MODIFIED = ("dcterms.modified", "article:modified_time", "last-modified", 
 def parse(path: Path, rel_path: str) -> Document:
     data = read_bytes(path)
     tree = LexborHTMLParser(decode_text(data, declared_charset(data)))
+    sections, walker = walk_sections(tree)
+    if not sections:
+        raise ParseError(EMPTY_FILE)
+    return Document(path=rel_path, format="html", sections=sections, meta=meta_of(tree, walker, path))
+
+
+def walk_sections(tree: LexborHTMLParser) -> tuple[tuple[Section, ...], Walker]:
+    """The page's sections (none when it has no text) and the walker that read them (for meta_of).
+    EPUB chapters and HTML mail bodies are read with it too."""
     root = content_root(tree)
     walker = Walker()
     walker.walk(root)
@@ -88,9 +97,7 @@ def parse(path: Path, rel_path: str) -> Document:
         walker = Walker(strict=False)
         walker.walk(root)
         sections = walker.sections()
-    if not sections:
-        raise ParseError(EMPTY_FILE)
-    return Document(path=rel_path, format="html", sections=sections, meta=meta_of(tree, walker, path))
+    return sections, walker
 
 
 def declared_charset(data: bytes) -> str | None:

@@ -38,7 +38,12 @@ _TEXT_CHILDREN = {"text", "text_special", "code_inline"}
 
 
 def parse(path: Path, rel_path: str) -> Document:
-    source = decode_text(read_bytes(path)).replace("\r\n", "\n").replace("\r", "\n")
+    return parse_source(decode_text(read_bytes(path)), path, rel_path)
+
+
+def parse_source(source: str, path: Path, rel_path: str) -> Document:
+    """The Document of Markdown text; the variants (MDX, ERB templates) call it on their cleaned text."""
+    source = source.replace("\r\n", "\n").replace("\r", "\n")
     front, body = split_front_matter(source)
     tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(body)
     sections = build_sections(tokens)

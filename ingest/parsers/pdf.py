@@ -1,10 +1,16 @@
-"""PDF: one section per page (deep links are #page=N), headings from the outline when there is one."""
+"""PDF: one section per page (deep links are #page=N), headings from the outline when there is one.
+
+Pages without a text layer (scans) are OCR'd with Tesseract when it is installed (_ocr.py); the
+pages that stay unread are named in the ParseError of a document left without text, or in
+meta.extra["ocr"] of one that has text on other pages.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +21,11 @@ from km_search.errors import ParseError
 from km_search.types import Document, DocumentMeta, Section
 
 from ._common import collapse, iso_date, normalize_lines, read_bytes, require_text, split_names, split_tags
+from ._ocr import ocr_pages
 
 EXTENSIONS: tuple[str, ...] = (".pdf",)
 
-NO_TEXT = "no extractable text (scanned PDF? OCR is not supported)"
+NO_TEXT = "no extractable text: no text layer, and OCR found no text"
 _MAX_TITLE = 200
 _EDGE = 2  # lines at the top and at the bottom of a page that may be running headers/footers
 _DIGITS = re.compile(r"\d+")
@@ -45,13 +52,26 @@ def parse(path: Path, rel_path: str, max_pages: int | None = None) -> Document:
         raise
     except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds of errors on broken files
         raise ParseError(f"not a valid PDF: {exc}") from exc
+    texts, notes = with_ocr(path, texts)
     if not any(texts):
-        raise ParseError(NO_TEXT)
+        raise ParseError("; ".join(notes) if notes else NO_TEXT)
     meta = meta_of(reader, texts)  # before stripping: a running header may be the best title we have
     paths = page_heading_paths(reader, len(texts))
     texts = [join_wrapped(t) for t in strip_running_lines(texts)]
     sections = require_text(Section(t, paths[i], None, i + 1) for i, t in enumerate(texts) if t)
+    if notes:
+        meta = replace(meta, extra={**meta.extra, "ocr": "; ".join(notes)})
     return Document(path=rel_path, format="pdf", sections=sections, meta=meta)
+
+
+def with_ocr(path: Path, texts: list[str]) -> tuple[list[str], list[str]]:
+    """Texts with the pages that have none OCR'd, and sentences naming the pages still unread."""
+    missing = [i for i, t in enumerate(texts) if not t]
+    if not missing:
+        return texts, []
+    outcome = ocr_pages(path, missing)
+    texts = [normalize_lines(outcome.texts[i]) if i in outcome.texts else t for i, t in enumerate(texts)]
+    return texts, outcome.notes()
 
 
 def open_reader(path: Path) -> PdfReader:

@@ -63,6 +63,7 @@ def _print_report(console, report) -> None:
         f"[bold green]index '{report.index}'[/] snapshot {report.snapshot}: {report.documents} documents, "
         f"{report.chunks} passages ({changes}) in {report.took_s:.1f} s"
         + (f"; {report.skipped} unsupported files skipped" if report.skipped else "")
+        + (f"; {len(report.skipped_files)} files with nothing to index skipped" if report.skipped_files else "")
         + (f"; full rebuild: {report.full_rebuild}" if report.full_rebuild else "")
     )
     _print_failures(console, report.failed)

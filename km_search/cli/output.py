@@ -37,7 +37,7 @@ def expert_json(expert: Expert) -> dict[str, Any]:
         "name": expert.name, "email": expert.email, "score": expert.score, "documents": expert.documents,
         "last_date": expert.last_date,
         "evidence": [{"source": e.source, "title": e.title, "text": e.text, "url": viewer_url(e.doc_id, e.source),
-                      "doc_id": e.doc_id, "score": e.score} for e in expert.evidence],
+                      "doc_id": e.doc_id, "score": e.score, "role": e.role} for e in expert.evidence],
     }
 
 

@@ -85,7 +85,7 @@ def experts(
         console.print(f"[bold]{rank}. {who}[/]  score {expert.score:.3f}, {expert.documents} document(s),"
                       f" last {expert.last_date or 'undated'}", highlight=False)
         for e in expert.evidence:
-            console.print(f"   [cyan]{e.source}[/]  {e.title}", highlight=False)
+            console.print(f"   [cyan]{e.source}[/]  {e.title} ({e.role})", highlight=False)
 
 
 def _records(doc_type: str, query: str, index: str | None, k: int, as_json: bool, filters: dict) -> None:

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from km_search.experts.people import display_name
 from km_search.types import Evidence, Expert
 
-GIT_WEIGHT = 0.5  # git contributors' part of a document that has declared authors (1.0 when it has none)
+# Git contributors' part of a document that has declared authors (1.0 when it has none): a quarter,
+# so the author of the record a topic is about outranks a maintainer whose commits touch many files.
+GIT_WEIGHT = 0.25
 RECENCY_FLOOR = 0.5  # what an old (or undated) involvement still counts, relative to one from today
 EVIDENCE_PER_EXPERT = 3
 
@@ -99,9 +101,13 @@ def rank_experts(
         best.setdefault(passage.doc_id, passage)
     per_person: dict[str, dict[int, float]] = {}
     last_seen: dict[str, str] = {}
+    authored: set[tuple[str, int]] = set()  # (person, document) pairs where they are a declared author
     for doc_id, rel in relevance.items():
         if rel <= 0:
             continue  # only in the least relevant passage retrieved: it shows no expertise
+        for i in people.get(doc_id, ()):
+            if i.role == "author":
+                authored.add((i.key, doc_id))
         for key, credit, date in credits(people.get(doc_id, ()), doc_dates.get(doc_id)):
             gained = rel * credit * recency(date, today, half_life_days)
             docs = per_person.setdefault(key, {})
@@ -113,7 +119,8 @@ def rank_experts(
         ranked_docs = sorted(docs.items(), key=lambda item: (-item[1], item[0]))
         email = None if key.startswith("name:") else key
         evidence = tuple(
-            Evidence(doc_id=d, source=best[d].source, title=best[d].title, text=best[d].text, score=round(s, 4))
+            Evidence(doc_id=d, source=best[d].source, title=best[d].title, text=best[d].text, score=round(s, 4),
+                     role="author" if (key, d) in authored else "edited")
             for d, s in ranked_docs[:EVIDENCE_PER_EXPERT]
         )
         experts.append(Expert(

@@ -112,6 +112,7 @@ class EvidenceOut(BaseModel):
     url: str | None
     doc_id: int
     score: float = Field(description="What this document added to the person's score.")
+    role: str = Field("author", description="'author': a declared author of the document; 'edited': only git commits to it.")
 
 
 class ExpertOut(BaseModel):
@@ -129,7 +130,7 @@ class ExpertOut(BaseModel):
             name=expert.name, email=expert.email, score=expert.score, documents=expert.documents,
             last_date=expert.last_date,
             evidence=[EvidenceOut(source=e.source, title=e.title, text=e.text, url=viewer_url(e.doc_id, e.source),
-                                  doc_id=e.doc_id, score=e.score) for e in expert.evidence],
+                                  doc_id=e.doc_id, score=e.score, role=e.role) for e in expert.evidence],
         )
 
 

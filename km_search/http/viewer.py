@@ -12,7 +12,12 @@ from collections.abc import Iterable
 from km_search.index.documents import SourceDocument
 from km_search.types import Section
 
-FORMAT_NAMES = {"markdown": "Markdown", "docx": "Word", "text": "text", "pdf": "PDF", "html": "HTML"}
+FORMAT_NAMES = {
+    "markdown": "Markdown", "docx": "Word", "text": "text", "pdf": "PDF", "html": "HTML", "pptx": "PowerPoint",
+    "xlsx": "Excel", "csv": "CSV", "odt": "OpenDocument text", "odp": "OpenDocument presentation",
+    "ods": "OpenDocument spreadsheet", "email": "e-mail", "mbox": "mail archive", "epub": "EPUB", "rtf": "RTF",
+    "rst": "reStructuredText", "asciidoc": "AsciiDoc",
+}
 
 _BULLET = re.compile(r"^(?:[-*+•◦▪‣●–])\s+(.*)$")
 _NUMBERED = re.compile(r"^\d{1,3}[.)]\s+(.*)$")

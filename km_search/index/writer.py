@@ -16,7 +16,7 @@ import numpy as np
 
 from km_search.clock import utc_now
 from km_search.errors import KmError
-from km_search.experts.people import is_bot, normalize_email, parse_person, person_key
+from km_search.experts.people import is_bot, merge_identities, normalize_email, parse_person, person_key
 from km_search.index import dense
 from km_search.index.context import ShardContext, Windows
 from km_search.index.layout import (
@@ -58,16 +58,17 @@ def people_rows(doc_id: int, meta: DocumentMeta) -> list[tuple[Any, ...]]:
     return list(rows.values())
 
 
-def merge_name_only_people(db: sqlite3.Connection) -> None:
-    """A person named without an email ('Priya Raman' in a Word file) becomes the one person with
-    that name and an email, when there is exactly one; several namesakes stay apart."""
-    by_name: dict[str, set[str]] = {}
-    for key, name in db.execute("SELECT DISTINCT key, name FROM people WHERE email IS NOT NULL AND name != ''"):
-        by_name.setdefault(fold(name), set()).add(key)
-    for name, keys in by_name.items():
-        if len(keys) == 1:
-            (key,) = keys
-            db.execute("UPDATE people SET key = ?, folded = folded || ' ' || ? WHERE key = ?", (key, key, "name:" + name))
+def merge_people(db: sqlite3.Connection) -> None:
+    """One key per human across the index (km_search/experts/people.py merge_identities): one name
+    with several tied emails, a GitHub handle that spells a name, a name written without an email.
+    Computed afresh from every row's own name and email at each publish, so a merge that a removed
+    document justified does not outlive it."""
+    rows = [(rowid, name, email, doc_id, person_key(name, email))
+            for rowid, name, email, doc_id in db.execute("SELECT rowid, name, email, doc_id FROM people")]
+    into = merge_identities((own, name, email, doc_id) for _, name, email, doc_id, own in rows)
+    db.executemany("UPDATE people SET key = ?, folded = ? WHERE rowid = ?", [
+        (into.get(own, own), fold(f"{name} {email or ''}") + (f" {into[own]}" if own in into else ""), rowid)
+        for rowid, name, email, _, own in rows])
 
 
 class SnapshotWriter:
@@ -200,6 +201,13 @@ class SnapshotWriter:
         self.db.execute("UPDATE documents SET status = 'Superseded', extra = ? WHERE id = ?",
                         (json.dumps(extra, sort_keys=True), doc_id))
 
+    def mark_supersedes(self, doc_id: int, old: str) -> None:
+        """A decision that replaces one whose own text says so: extra['supersedes'] set, status kept."""
+        (extra,) = self.db.execute("SELECT extra FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        extra = json.loads(extra)
+        extra.setdefault("supersedes", old)
+        self.db.execute("UPDATE documents SET extra = ? WHERE id = ?", (json.dumps(extra, sort_keys=True), doc_id))
+
     def _passages(self, ids: np.ndarray) -> list[tuple[str, str]]:
         """(heading, body) of these chunk ids, ascending: what the lexical index holds of each (the
         heading being the document title and the passage's heading path)."""
@@ -296,7 +304,7 @@ class SnapshotWriter:
     def publish(self, keep: int = 3) -> Path:
         """Finish the snapshot, then point CURRENT at it in one atomic rename."""
         self._build_shards()
-        merge_name_only_people(self.db)
+        merge_people(self.db)
         counts = {"documents": self.documents, "chunks": self.chunks}
         self.db.commit()
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -17,7 +17,8 @@ from km_search.experts.ranking import (
     rank_experts,
     recency,
 )
-from km_search.experts.people import display_name, is_bot, normalize_email, parse_person, person_key
+from ingest.parsers._common import split_names
+from km_search.experts.people import display_name, is_bot, merge_identities, normalize_email, parse_person, person_key
 from km_search.text import fold
 from km_search.service import SearchService
 from km_search.index.writer import SnapshotWriter
@@ -77,11 +78,13 @@ def test_worked_example_of_the_docs():
     experts = rank_experts(passages, people, dates, names, dt.date(2025, 1, 1), 730, k=10)
     assert [(e.name, e.score, e.documents, e.last_date) for e in experts] == [
         ("Priya", pytest.approx(1.828125, abs=1e-4), 3, "2025-01-01"),
-        ("Carol", 0.75, 1, "2025-01-01"),
+        ("Carol", 0.375, 1, "2025-01-01"),
         ("Aisha", pytest.approx(0.28125, abs=1e-4), 1, "2023-01-02"),
         ("Bob", 0.1875, 1, "2025-01-01"),
     ]
-    assert [(e.doc_id, e.source) for e in experts[0].evidence] == [(1, "adr-012.md#decision"), (2, "retro.md"), (3, "wiki/pg.md")]
+    assert [(e.doc_id, e.source, e.role) for e in experts[0].evidence] == [
+        (1, "adr-012.md#decision", "author"), (2, "retro.md", "author"), (3, "wiki/pg.md", "edited")]
+    assert [e.role for e in experts[1].evidence] == ["edited"]
     assert rank_experts(passages, people, dates, names, dt.date(2025, 1, 1), 730, k=1)[0].name == "Priya"
     assert rank_experts([], people, dates, names, dt.date(2025, 1, 1)) == []
 
@@ -93,7 +96,7 @@ def test_one_person_per_email_across_formats_and_namesakes_stay_apart(settings, 
         ("c.md", ("priya.raman@x.example",), ()),  # a sidecar owner: an email only
         ("d.md", (), (Contributor("praman", "PRIYA.RAMAN@x.example", 4, "2024-01-01"),)),  # git
         ("e.md", ("Sam Lee <sam.lee@x.example>",), ()),
-        ("f.md", ("Sam Lee <sam.lee@y.example>",), ()),
+        ("f.md", ("Sam Lee <slee@y.example>",), ()),  # a namesake: another organization, nothing ties them
         ("g.md", ("Sam Lee",), ()),  # two Sam Lees have emails: this one cannot be told apart
     ]
     writer = SnapshotWriter(settings.index_path("default"), {"name": "default", "model": {"name": fake_embedder.model_name}})
@@ -112,4 +115,72 @@ def test_one_person_per_email_across_formats_and_namesakes_stay_apart(settings, 
     experts = service.experts("postgres replication", k=10).experts
     assert [(e.name, e.email, e.documents) for e in experts][0] == ("Priya Raman", "priya.raman@x.example", 4)
     assert sorted((e.name, e.email or "") for e in experts[1:]) == [
-        ("Sam Lee", ""), ("Sam Lee", "sam.lee@x.example"), ("Sam Lee", "sam.lee@y.example")]
+        ("Sam Lee", ""), ("Sam Lee", "sam.lee@x.example"), ("Sam Lee", "slee@y.example")]
+
+
+# --- one person per human -----------------------------------------------------------------------------
+
+
+def rows(*people: tuple[str, str | None, int]) -> list[tuple[str, str, str | None, int]]:
+    """(key, name, email, doc id) rows of the people table from (name, email, doc id)."""
+    return [(person_key(name, normalize_email(email)), name, normalize_email(email), doc) for name, email, doc in people]
+
+
+def test_one_name_with_several_tied_emails_is_one_person():
+    merged = merge_identities(rows(("Priya Raman", "priya.raman@corp.example", 1), ("Priya Raman", "priya.raman@gmail.com", 2),
+                                   ("Priya Raman", "priya.raman@corp.example", 3)))
+    assert merged == {"priya.raman@gmail.com": "priya.raman@corp.example"}  # the most used, the organization's
+    # a personal or forge address beside an organization's, under one name
+    merged = merge_identities(rows(("Priya Raman", "pr@corp.example", 1), ("Priya Raman", "12345+praman@users.noreply.github.com", 2)))
+    assert merged == {"12345@users.noreply.github.com": "pr@corp.example"}
+    # two addresses of one organization, both on one document's history
+    merged = merge_identities(rows(("Priya Raman", "pr@corp.example", 1), ("Priya Raman", "priya@corp.example", 1)))
+    assert len(merged) == 1
+
+
+def test_namesakes_stay_apart_when_nothing_ties_them_and_single_words_never_merge():
+    assert merge_identities(rows(("Sam Lee", "sam.lee@x.example", 1), ("Sam Lee", "slee@y.example", 2))) == {}
+    assert merge_identities(rows(("admin", "admin@x.example", 1), ("admin", "admin@gmail.com", 2))) == {}
+    # a name-only entry joins a name only when exactly one person has it
+    assert merge_identities(rows(("Sam Lee", "sam.lee@x.example", 1), ("Sam Lee", "slee@y.example", 2), ("Sam Lee", None, 3))) == {}
+    assert merge_identities(rows(("Sam Lee", "sam.lee@x.example", 1), ("sam  LEE", None, 3))) == {"name:sam lee": "sam.lee@x.example"}
+
+
+@pytest.mark.parametrize("handle", ["priyaraman", "priya-raman", "PriyaRaman", "priya_raman"])
+def test_a_github_handle_that_spells_the_name_is_that_person(handle):
+    merged = merge_identities(rows(("Priya Raman", "priya@corp.example", 1), (handle, "priya.r@home.example", 2),
+                                   (handle, None, 3)))
+    assert merged == {"priya.r@home.example": "priya@corp.example", f"name:{handle.lower()}": "priya@corp.example"}
+    assert display_name([(handle, False, 9), ("Priya Raman", False, 2)], "p@x") == "Priya Raman"  # the full name shows
+
+
+def test_a_handle_spelling_two_people_or_nobody_joins_nobody():
+    assert merge_identities(rows(("Priya Raman", "priya@corp.example", 1), ("Priya Raman", "pr@other.example", 2),
+                                 ("priyaraman", "pr@home.example", 3))) == {}
+    assert merge_identities(rows(("Priya Raman", "priya@corp.example", 1), ("bobray", "bob@home.example", 2))) == {}
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Ann Lee <ann@x.example> Bob Ray <bob@x.example> Cy Doe", ("Ann Lee <ann@x.example>", "Bob Ray <bob@x.example>", "Cy Doe")),
+    ("Ann Lee <ann@x.example>, Bob Ray <bob@x.example>", ("Ann Lee <ann@x.example>", "Bob Ray <bob@x.example>")),
+    ("Ann Lee and Bob Ray; Cy Doe", ("Ann Lee", "Bob Ray", "Cy Doe")),
+    ("Jessie Frazelle <jess@oxide.computer>", ("Jessie Frazelle <jess@oxide.computer>",)),
+])
+def test_author_lines_without_commas_split_into_people(value, expected):
+    assert split_names(value) == expected
+
+
+def test_the_declared_author_outranks_a_maintainer_who_committed_to_every_file():
+    """The record the topic is about has an author; the maintainer committed to it and to five other
+    relevant records (each with its own author): the author comes first, and the evidence says who
+    wrote and who edited."""
+    passages = [Passage(1, "adr/0007.md", "ADR 7", "a", 1.0), Passage(1, "adr/0007.md#context", "ADR 7", "b", 0.9)]
+    passages += [Passage(d, f"adr/000{d}.md", f"ADR {d}", "c", 0.6) for d in range(2, 7)]
+    passages.append(Passage(9, "faq.md", "FAQ", "z", 0.0))
+    people = {1: [Involvement("ann@x", "author"), Involvement("max@x", "contributor", 6, "2025-01-01")]}
+    for d in range(2, 7):
+        people[d] = [Involvement(f"author{d}@x", "author"), Involvement("max@x", "contributor", 3, "2025-01-01")]
+    dates = dict.fromkeys(range(1, 10), "2025-01-01")
+    experts = rank_experts(passages, people, dates, {}, dt.date(2025, 1, 1), 730, k=3)
+    assert [e.email for e in experts[:2]] == ["ann@x", "max@x"]
+    assert experts[0].evidence[0].role == "author" and {e.role for e in experts[1].evidence} == {"edited"}

@@ -46,7 +46,7 @@ def router(settings: Settings, service: SearchService) -> APIRouter:
     @api.post("/documents", response_model=DocumentChangeOut, status_code=201, tags=["admin"])
     async def upload(
         principal: Admin,
-        file: Annotated[UploadFile, File(description="PDF, DOCX, Markdown, HTML or text; at most KM_MAX_FILE_MB.")],
+        file: Annotated[UploadFile, File(description="A file of any format `km ingest` reads (docs/formats-and-metadata.md); at most KM_MAX_FILE_MB.")],
         groups: Annotated[str | None, Form(description="Groups that may read it, comma-separated; default public.")] = None,
         project: Annotated[str | None, Form(max_length=200)] = None,
         type: Annotated[str | None, Form(max_length=100, description="decision, lesson, howto, policy, meeting…")] = None,
