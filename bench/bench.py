@@ -1,6 +1,6 @@
 """Performance benchmark (issue #9): `make bench` -> bench/results.json and the table in docs/performance.md.
 
-Parts (BENCH_PARTS, comma-separated; default all): embed, ingest, ann, http.
+Parts (BENCH_PARTS, comma-separated; default all): embed, ingest, first_ingest, http, http_real.
 Sizes (BENCH_SIZES, default 10k,100k,1m) are synthetic passages: clustered normalized vectors and
 short texts from a real vocabulary, written through the store so `km serve` serves them as it would
 a real index. BENCH_QUICK=1 runs a small version of everything (a few minutes). Every result
@@ -37,6 +37,9 @@ QUICK = os.environ.get("BENCH_QUICK") == "1"
 BIN = Path(sys.executable).parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The bench's own export cache (KM_CACHE_DIR), shared by every index and subprocess it makes; the
+# first_ingest part measures a cold one apart.
+CACHE = Path(os.environ.get("KM_CACHE_DIR") or Path(tempfile.gettempdir()) / "km-bench-cache")
 
 
 def load() -> float:
@@ -71,11 +74,9 @@ def bench_embed() -> dict[str, Any]:
     from km_search.embedding.embedder import BACKENDS, Embedder
 
     texts = passages_200(128 if QUICK else 320)
-    cache = Path(tempfile.gettempdir()) / "km-bench-models"
     out = {}
     for backend in BACKENDS:
-        embedder = Embedder(backend=backend, batch_size=32, cache_dir=cache)
-        embedder.prepare(passages_200(600)[320:])  # static int8 calibrates on other passages
+        embedder = Embedder(backend=backend, batch_size=32, cache_dir=CACHE)  # int8: the shipped calibration text
         started = time.perf_counter()
         embedder.encode(["warm up"])
         first = time.perf_counter() - started
@@ -144,9 +145,9 @@ print(json.dumps({"files": len(files), "passages": len(passages), "took_s": time
     return result
 
 
-def km_ingest(root: Path, index_dir: Path, backend: str, full: bool = False) -> dict[str, Any]:
+def km_ingest(root: Path, index_dir: Path, backend: str, full: bool = False, cache: Path | None = None) -> dict[str, Any]:
     """One whole `km ingest` (a subprocess: imports, discovery, parsing, embedding, publishing)."""
-    env = {**os.environ, "KM_INDEX_DIR": str(index_dir), "KM_EMBED_BACKEND": backend}
+    env = {**os.environ, "KM_INDEX_DIR": str(index_dir), "KM_EMBED_BACKEND": backend, "KM_CACHE_DIR": str(cache or CACHE)}
     started = time.perf_counter()
     done = subprocess.run([str(BIN / "km"), "ingest", str(root), "--index", "bench", "--json", *(["--full"] if full else [])],
                           env=env, capture_output=True, text=True)
@@ -211,7 +212,7 @@ def real_recall(index_path: Path, backend: str) -> dict[str, Any]:
     import faiss
 
     vectors = index_vectors(index_path)
-    embedder = Embedder(backend=backend, cache_dir=index_path / "models")
+    embedder = Embedder(backend=backend, cache_dir=CACHE)
     python_faq = ROOT / "evalsets" / "python_faq" / "queries.jsonl"  # in-domain questions for the Python docs
     texts = [json.loads(line)["text"] for line in python_faq.open()] if python_faq.exists() else eval_queries()
     queries = embedder.encode(texts)
@@ -286,7 +287,7 @@ def embedding_shape(backend: str, count: int = 2000) -> EmbeddingShape | None:
     texts = passages_200(count)
     if len(texts) < 500:
         return None
-    return shape_of(Embedder(backend=backend, cache_dir=Path(tempfile.gettempdir()) / "km-bench-models").encode(texts))
+    return shape_of(Embedder(backend=backend, cache_dir=CACHE).encode(texts))
 
 
 def shape_of(vectors: np.ndarray) -> EmbeddingShape:
@@ -362,15 +363,12 @@ def vocabulary() -> list[str]:
 
 
 def model_cache(backend: str) -> Path:
-    """A folder holding the backend's export of the bundled model (made once, calibrated on real
-    passages), copied into each synthetic index as `<index>/models`, as a real ingest leaves it."""
+    """The shared export cache (KM_CACHE_DIR) holding the backend's export, made now if missing, as
+    `km serve` of any index on this machine finds it."""
     from km_search.embedding.embedder import Embedder
 
-    cache = Path(tempfile.gettempdir()) / "km-bench-models"
-    embedder = Embedder(backend=backend, cache_dir=cache)
-    embedder.prepare(passages_200(600)[320:])
-    embedder.encode(["warm up"])
-    return cache
+    Embedder(backend=backend, cache_dir=CACHE).encode(["warm up"])
+    return CACHE
 
 
 def synthetic_windows(passage_vectors: np.ndarray, rng: np.random.Generator, per_passage: int = 5):
@@ -502,13 +500,15 @@ def wrk(port: int, route: str, queries: list[str], connections: int, seconds: in
             "loadavg": load()}
 
 
-def serve(index_dir: Path, port: int, backend: str) -> tuple[subprocess.Popen, float]:
+def serve(index_dir: Path, port: int, backend: str, index: str = "synthetic", workers: int | None = None,
+          query_log: bool = False) -> tuple[subprocess.Popen, float]:
     """Starts the real `km serve` and returns it with the seconds from spawning it to its first 200
     from /search."""
-    env = {**os.environ, "KM_INDEX_DIR": str(index_dir), "KM_INDEX": "synthetic", "KM_QUERY_LOG": "false",
-           "KM_EMBED_BACKEND": backend, "KM_AUTH": "none", "KM_RATE_LIMIT": "0"}
+    env = {**os.environ, "KM_INDEX_DIR": str(index_dir), "KM_INDEX": index, "KM_QUERY_LOG": str(query_log).lower(),
+           "KM_EMBED_BACKEND": backend, "KM_AUTH": "none", "KM_RATE_LIMIT": "0", "KM_CACHE_DIR": str(CACHE)}
     started = time.perf_counter()
-    proc = subprocess.Popen([str(BIN / "km"), "serve", "--port", str(port)], env=env,
+    extra = ["--workers", str(workers)] if workers else []
+    proc = subprocess.Popen([str(BIN / "km"), "serve", "--port", str(port), *extra], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     while True:
         try:
@@ -550,7 +550,7 @@ def bench_http() -> dict[str, Any]:
     with the real `km serve` and measure /search and /ask over HTTP, start-up and memory."""
     backend = os.environ.get("KM_EMBED_BACKEND", "openvino-int8")
     queries = eval_queries()
-    cache = model_cache(backend)
+    model_cache(backend)  # the export the servers will use, made before any timing
     shape = embedding_shape(backend)
     out = {}
     for n in sizes():
@@ -563,7 +563,6 @@ def bench_http() -> dict[str, Any]:
             row["dense"] = snapshot_recall(index_dir / "synthetic", vectors, shape)
             row["dense"]["vectors"] = "shaped like real embeddings" if shape is not None else "isotropic clusters"
             del vectors
-            shutil.copytree(cache, index_dir / "synthetic" / "models", copy_function=os.link, dirs_exist_ok=True)
             print("http", n, "built", json.dumps(row), flush=True)
             port = free_port()
             proc, row["startup_to_first_answer_s"] = serve(index_dir, port, backend)
@@ -585,9 +584,85 @@ def bench_http() -> dict[str, Any]:
     return out
 
 
+def bench_first_ingest() -> dict[str, Any]:
+    """Issue #18: what a new user meets. The first `km ingest` of 40 HTML pages into a NEW index, with
+    the machine's export cache warm (made by an earlier index) and cold (an empty cache: the export
+    and its calibration are part of the run), against the naive script on the same files, in one run."""
+    backend = os.environ.get("KM_EMBED_BACKEND", "openvino-int8")
+    pages = int(os.environ.get("BENCH_FIRST_PAGES", "40"))
+    folder = corpus_copy(PYDOC, pages)
+    try:
+        model_cache(backend)  # the warm cache
+        with tempfile.TemporaryDirectory(prefix="km-bench-index-") as warm_dir, \
+                tempfile.TemporaryDirectory(prefix="km-bench-cold-cache-") as cold_cache, \
+                tempfile.TemporaryDirectory(prefix="km-bench-index-") as cold_dir:
+            naive = naive_ingest(folder)
+            naive["loadavg"] = load()
+            warm = km_ingest(folder, Path(warm_dir), backend)
+            cold = km_ingest(folder, Path(cold_dir), backend, cache=Path(cold_cache))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    row = {"pages": pages, "backend": backend, "naive": naive, "km_warm_cache": warm, "km_cold_cache": cold,
+           "speedup_warm_cache": round(naive["took_s"] / warm["took_s"], 2),
+           "speedup_cold_cache": round(naive["took_s"] / cold["took_s"], 2), "loadavg": load()}
+    print("first_ingest", json.dumps(row), flush=True)
+    return row
+
+
+def wrk_clients(port: int, queries: list[str], clients: int, seconds: int) -> dict[str, Any] | None:
+    """`clients` concurrent connections on /search, each query made unique per pass (the model runs)."""
+    unique = [f"{q} {i}" for i in range(20) for q in queries]
+    return wrk(port, "search", unique, clients, seconds)
+
+
+def bench_http_real() -> dict[str, Any]:
+    """Issue #18: /search at 1 and 4 clients on a real index of a few thousand passages (the HTML of
+    python3.11-doc, ~8 000 passages), next to the synthetic sizes. BENCH_REAL_INDEX=DIR/NAME serves
+    an index already built from those files instead of ingesting them (~2-4 minutes here);
+    BENCH_WORKERS=1,2 picks the `km serve --workers` counts measured."""
+    backend = os.environ.get("KM_EMBED_BACKEND", "openvino-int8")
+    python_faq = ROOT / "evalsets" / "python_faq" / "queries.jsonl"
+    queries = [json.loads(line)["text"] for line in python_faq.open()] if python_faq.exists() else eval_queries()
+    workers = [int(w) for w in os.environ.get("BENCH_WORKERS", "1,2").split(",") if w.strip()]
+    given = os.environ.get("BENCH_REAL_INDEX")
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="km-bench-real-") as tmp:
+        if given:
+            index_dir, index = Path(given).parent, Path(given).name
+        else:
+            folder = corpus_copy(PYDOC, 60 if QUICK else None)
+            for extra in folder.rglob("*"):
+                if extra.is_file() and extra.suffix != ".html":
+                    extra.unlink()  # the HTML pages only (their reST sources would double every page)
+            index_dir, index = Path(tmp), "bench"
+            out["build"] = km_ingest(folder, index_dir, backend)
+            shutil.rmtree(folder, ignore_errors=True)
+        from km_search.index.snapshot import Snapshot
+
+        snapshot = Snapshot.open(index_dir / index)
+        out["passages"] = sum(len(s.ids) for s in snapshot.shards)
+        snapshot.close()
+        for count in workers:
+            port = free_port()
+            proc, startup = serve(index_dir, port, backend, index=index, workers=count, query_log=True)
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                row = {"startup_to_first_answer_s": startup, "one_client": one_client(conn, "search", queries),
+                       "wrk_1_client": wrk_clients(port, queries, 1, 5 if QUICK else 15),
+                       "wrk_4_clients": wrk_clients(port, queries, 4, 5 if QUICK else 20)}
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            out[f"workers_{count}"] = row
+            print("http_real", count, json.dumps(row), flush=True)
+    return out
+
+
 # --- report ------------------------------------------------------------------------------------
 
-PARTS: dict[str, Callable[[], dict[str, Any]]] = {"embed": bench_embed, "ingest": bench_ingest, "http": bench_http}
+PARTS: dict[str, Callable[[], dict[str, Any]]] = {"embed": bench_embed, "ingest": bench_ingest,
+                                                  "first_ingest": bench_first_ingest, "http": bench_http,
+                                                  "http_real": bench_http_real}
 
 TARGETS = {
     "embed": ">= 100 passages/s (default backend)",
@@ -647,6 +722,31 @@ def tables(results: dict[str, Any]) -> str:
                 lines.append(f"| {name} | {r['passages']} | {r['queries']} | `{o['kind']}` nlist {o.get('nlist')} nprobe "
                              f"{o.get('nprobe')} | {r['recall@10']} | {other} |")
             parts.append("\n".join(lines))
+    first = results.get("first_ingest")
+    if first:
+        n = first["naive"]
+        lines = [f"### First `km ingest` of {first['pages']} HTML pages into a new index vs the naive script, one run", "",
+                 "| run | files | passages | time | naive script (same files) | speed-up | load avg |", "|---|---|---|---|---|---|---|"]
+        for key, what in (("km_warm_cache", "export cache warm (any earlier index on this machine)"),
+                          ("km_cold_cache", "export cache cold (exports and calibrates first)")):
+            r = first[key]
+            ratio = first["speedup_" + key.split("_", 1)[1]]
+            lines.append(f"| {what} | {r['files']} | {r['passages']} | {r['took_s']} s | {n['took_s']} s ({n['passages']} passages) | "
+                         f"{ratio}x | {r['loadavg']} |")
+        parts.append("\n".join(lines))
+    real = results.get("http_real")
+    if real:
+        lines = [f"### /search on a real index (python3.11-doc HTML, {real.get('passages')} passages), unique queries", "",
+                 "| `km serve --workers` | 1 client p50 / p99 (sequential) | 1 client (wrk) p50 / p99, req/s | "
+                 "4 clients (wrk) p50 / p90 / p99, req/s | load avg |", "|---|---|---|---|---|"]
+        for key, row in real.items():
+            if not key.startswith("workers_"):
+                continue
+            o, w1, w4 = row["one_client"], row.get("wrk_1_client") or {}, row.get("wrk_4_clients") or {}
+            lines.append(f"| {key.split('_')[1]} | {o['p50_ms']} / {o['p99_ms']} ms | {w1.get('p50_ms')} / {w1.get('p99_ms')} ms, "
+                         f"{w1.get('requests_per_s')} | {w4.get('p50_ms')} / {w4.get('p90_ms')} / {w4.get('p99_ms')} ms, "
+                         f"{w4.get('requests_per_s')} | {o['loadavg']} / {w4.get('loadavg')} |")
+        parts.append("\n".join(lines))
     http = results.get("http", {})
     if http:
         lines = ["### Synthetic indexes: build, dense recall, HTTP latency, start-up, memory", "",
@@ -677,9 +777,14 @@ def tables(results: dict[str, Any]) -> str:
                              f"{r['loadavg']} / {w.get('loadavg', '')} |")
         parts.append("\n".join(lines))
     machine = results.get("machine", {})
-    foot = (f"Taken {results.get('taken')} ({'quick' if results.get('quick') else 'full'} run) on {machine.get('cpu', '?')}, "
+    foot = (f"Last run {results.get('taken')} ({'quick' if results.get('quick') else 'full'}, parts "
+            f"{', '.join(results.get('parts_run', [])) or '?'}) on {machine.get('cpu', '?')}, "
             f"{machine.get('cpus', '?')} CPUs, {machine.get('memory_gib', '?')} GiB; load averages (1, 5, 15 min) at the "
             f"start {machine.get('load_start')} and the end {machine.get('load_end')}.")
+    by_part = results.get("taken_by_part", {})
+    if by_part:  # parts not run keep the rows (and the machine) of an earlier run
+        foot += " Each part's rows: " + "; ".join(
+            f"{part} {t['taken']} on {t['cpu']}, {t['cpus']} CPUs" for part, t in by_part.items() if part in results) + "."
     return "\n\n".join(parts + [foot])
 
 
@@ -712,9 +817,11 @@ def main() -> None:
         started = time.perf_counter()
         results[part] = PARTS[part]()
         results.setdefault("took_s", {})[part] = round(time.perf_counter() - started)
+        results.setdefault("taken_by_part", {})[part] = {"taken": time.strftime("%Y-%m-%d %H:%M"),
+                                                          "cpu": results["machine"]["cpu"], "cpus": results["machine"]["cpus"]}
         print(f"{part}: {time.perf_counter() - started:.0f} s", flush=True)
     results["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
-    results.update(taken=time.strftime("%Y-%m-%d %H:%M"), quick=QUICK)
+    results.update(taken=time.strftime("%Y-%m-%d %H:%M"), quick=QUICK, parts_run=parts)
     RESULTS.write_text(json.dumps(results, indent=2))
     write_doc(results)
     print(tables(results))

@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
     sets = [Path(a) for a in argv] or [s for s in DEFAULT_SETS if (s / "corpus.jsonl").exists()]
     settings = Settings()
     embedder = Embedder(settings.model, settings.embed_batch_size, backend=settings.embed_backend,
-                        cache_dir=Path(os.environ.get("TMPDIR", "/tmp")) / "km-bm25-sweep-models")
+                        cache_dir=settings.cache_path())
     encoded: dict[str, tuple[np.ndarray, Windows]] = {}
     encode_passages = embedder.encode_passages
 

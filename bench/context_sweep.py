@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="km-context-sweep-") as models:
         for set_dir in sets:
             embedder = Embedder(settings.model, settings.embed_batch_size, backend=settings.embed_backend,
-                                cache_dir=Path(models) / set_dir.name)
+                                cache_dir=settings.cache_path())
             passages = evaluate_passages(set_dir, settings, embedder, variants)
             end_to_end = evaluate_end_to_end(set_dir, settings, embedder, variants)
             for config in CONFIGS:

@@ -67,8 +67,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="km-quality-") as models:
         for name, set_dir, docs in sets(args.sets.split(",") if args.sets else None):
-            # the default backend, its int8 export calibrated on this set's passages, as `km ingest` does
-            embedder = Embedder(backend=base.embed_backend, cache_dir=Path(models) / name)
+            # the default backend from the machine's export cache (KM_CACHE_DIR), as `km ingest` uses it
+            embedder = Embedder(backend=base.embed_backend, cache_dir=base.cache_path())
             if (set_dir / "qrels.tsv").exists():
                 started = time.time()
                 for variant, metrics in evaluate_passages(set_dir, base, embedder, QUERY_VARIANTS).items():

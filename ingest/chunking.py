@@ -18,10 +18,13 @@ _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n+")
 
 
 def deep_link(path: str, section: Section) -> str:
+    """`path#anchor` or `path#page=N`; a document that is itself a part of a file (a message of a
+    mailbox, `archive.mbox#msg=3`) joins its section's anchor with '&', keeping one fragment."""
+    joiner = "&" if "#" in path else "#"
     if section.anchor:
-        return f"{path}#{section.anchor}"
+        return f"{path}{joiner}{section.anchor}"
     if section.page is not None:
-        return f"{path}#page={section.page}"
+        return f"{path}{joiner}page={section.page}"
     return path
 
 

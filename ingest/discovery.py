@@ -24,6 +24,11 @@ class SourceFile:
     root: Path | None = field(default=None, compare=False)  # the ingest root: sidecars above it do not apply
     defaults: Mapping[str, Any] = field(default_factory=dict, compare=False)  # merged _meta.yaml sidecars
     contributors: tuple[Contributor, ...] = field(default=(), compare=False)  # from git history
+    # What sources other than folders (ingest/sources/) say of an item, docs/sources.md:
+    location: str = field(default="", compare=False)  # where it lives when not at `path` (a page's URL): recorded, linked to
+    origin: str = field(default="", compare=False)  # the source root it came from when not a folder (the crawl's start URL)
+    content_hash: str | None = field(default=None, compare=False)  # known already (the downloaded bytes' sha256)
+    unchanged: bool = field(default=False, compare=False)  # the source knows it has not changed (HTTP 304): `path` unread
 
 
 @dataclass
@@ -31,6 +36,11 @@ class Discovery:
     files: list[SourceFile]  # to parse, in a stable order
     skipped: int = 0  # files of types no parser reads
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (path as reports show it, why it is not read)
+    # Sources other than folders (ingest/sources/): what failed this run but keeps its indexed version
+    # (a page that timed out), what they counted without reading (robots_disallowed, out_of_scope…), warnings.
+    kept: list[tuple[str, str]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def scan(roots: Sequence[Path], prefixes: Sequence[str] | None = None) -> Discovery:

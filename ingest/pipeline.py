@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from itertools import groupby
@@ -28,18 +28,18 @@ from km_search import __version__
 from km_search.index import dense
 from km_search.index.context import Windows
 from km_search.embedding.embedder import Embedder
-from km_search.errors import KmError, NothingToPublish
+from km_search.errors import NothingToPublish
 from km_search.settings import Settings
 from km_search.index.layout import FORMAT_VERSION, MANIFEST, SourceInfo
 from km_search.index.writer import SnapshotWriter
 from km_search.index.locks import current_snapshot_path, index_lock
 from km_search.types import Chunk, Document, DocumentMeta, Section
 
-from .discovery import SourceFile, scan, with_folder_metadata
+from .discovery import SourceFile, scan, with_folder_metadata  # noqa: F401 - scan: part of this module's API
+from .sources import UPLOADS, Previous, Source, SourceContext, discover_all, index_roots, is_url, sources_for  # noqa: F401
 from .metadata import superseding, supersessions
 from .workers import ParsedFile, ParsePool, Skipped, reason
 
-UPLOADS = "uploads"  # <index folder>/uploads/: documents added through POST /documents
 EXCLUDED = "excluded.json"  # <index folder>/excluded.json: paths deleted through DELETE /documents/{id}
 
 
@@ -68,6 +68,7 @@ class IngestReport:
     failed: list[dict[str, str]] = field(default_factory=list)
     skipped_files: list[dict[str, str]] = field(default_factory=list)  # {path, reason}: nothing to index
     warnings: list[str] = field(default_factory=list)  # metadata that could not be read (sidecars, git)
+    crawl: dict[str, int] = field(default_factory=dict)  # URLs counted, not indexed: robots_disallowed, out_of_scope…
     files: list[FileOutcome] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -140,27 +141,20 @@ def source_info(file: SourceFile, max_bytes: float | None = None) -> SourceInfo:
     """What identifies this version of the file. A file over the size limit is not read at all (the
     parse step rejects it): its size and modification time stand in for the hash."""
     st = file.path.stat()
+    if file.content_hash is not None:  # hashed by its source (a downloaded page): no modification time
+        return SourceInfo(file.location or str(file.path), file.content_hash, st.st_size, None,
+                          file.origin or str(file.root or file.path.parent), meta_hash(file))
     if max_bytes is not None and st.st_size > max_bytes:
         digest = f"size:{st.st_size}:mtime:{st.st_mtime_ns}"
     else:
         digest = content_hash(file.path)
-    return SourceInfo(str(file.path), digest, st.st_size, st.st_mtime_ns, str(file.root or file.path.parent),
-                      meta_hash(file))
+    return SourceInfo(file.location or str(file.path), digest, st.st_size, st.st_mtime_ns,
+                      file.origin or str(file.root or file.path.parent), meta_hash(file))
 
 
 def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-def index_roots(roots: Sequence[Path], index_path: Path) -> tuple[list[Path], list[str] | None]:
-    """The folders an index is built from: the given roots plus its uploads folder, with path prefixes."""
-    roots = [Path(r).expanduser().resolve() for r in roots]
-    uploads = index_path / UPLOADS
-    if not uploads.is_dir() or not any(uploads.iterdir()):
-        return roots, None
-    prefixes = [f"{r.name}/" if len(roots) > 1 and r.is_dir() else "" for r in roots]
-    return [*roots, uploads.resolve()], [*prefixes, f"{UPLOADS}/"]
 
 
 def excluded_paths(index_path: Path) -> dict[str, str]:
@@ -175,8 +169,10 @@ def _still_excluded(file: SourceFile, excluded: dict[str, str]) -> bool:
     """A deleted document stays out until its file changes."""
     if file.rel not in excluded:
         return False
+    if file.unchanged:
+        return True
     try:
-        return content_hash(file.path) == excluded[file.rel]
+        return (file.content_hash or content_hash(file.path)) == excluded[file.rel]
     except OSError:
         return True
 
@@ -189,7 +185,7 @@ def new_manifest(index: str, settings: Settings, embedder: Embedder, roots: Sequ
         "model": {"name": embedder.model_name, "backend": embedder.backend, "max_tokens": embedder.max_tokens},
         "chunking": {"chunk_words": settings.chunk_words, "chunk_overlap": settings.chunk_overlap,
                      "pack_sections": settings.pack_sections},
-        "roots": [str(Path(r).expanduser().resolve()) for r in roots],
+        "roots": [str(r) if is_url(r) else str(Path(r).expanduser().resolve()) for r in roots],
     }
 
 
@@ -211,24 +207,45 @@ def reusable_base(index_path: Path, manifest: dict) -> tuple[Path | None, str | 
     return base, None
 
 
-def plan_changes(files: Sequence[SourceFile], base: Path | None, max_bytes: float | None = None) -> Plan:
+def previous_documents(base: Path | None) -> dict[str, Previous]:
+    """path -> what `base` holds of that document (nothing without a base)."""
+    if base is None:
+        return {}
+    db = sqlite3.connect(f"file:{base / 'chunks.sqlite'}?mode=ro", uri=True)
+    try:
+        return {r[0]: Previous(*r[1:]) for r in db.execute(
+            "SELECT path, content_hash, size, mtime_ns, meta_hash FROM documents")}
+    finally:
+        db.close()
+
+
+def plan_changes(files: Sequence[SourceFile], base: Path | None, max_bytes: float | None = None,
+                 kept: Sequence[tuple[str, str]] = ()) -> Plan:
     """Compare the files found with the documents of `base`: which to add, update, keep or remove.
 
     Size and modification time unchanged means unchanged; otherwise the content hash decides, so a
-    touched but identical file is not re-embedded.
+    touched but identical file is not re-embedded. An item its source says is unchanged (HTTP 304)
+    is kept as indexed; one it hashed itself is compared by that hash. `kept` (path, why): items a
+    source could not read this run, reported failed, their indexed versions left as they are.
     """
-    previous: dict[str, tuple] = {}
-    if base is not None:
-        db = sqlite3.connect(f"file:{base / 'chunks.sqlite'}?mode=ro", uri=True)
-        try:
-            previous = {r[0]: r[1:] for r in db.execute(
-                "SELECT path, content_hash, size, mtime_ns, meta_hash FROM documents")}
-        finally:
-            db.close()
+    previous = previous_documents(base)
     plan = Plan(base=base)
     for file in files:
         old = previous.get(file.rel)
+        if file.unchanged:
+            if old is not None:
+                plan.unchanged.append((file.rel, SourceInfo(file.location or file.rel, old[0], old[1], old[2]), False))
+            else:
+                plan.failed.append(FileOutcome(file.rel, "failed", error="its source says it is unchanged, but it is not indexed"))
+            continue
         try:
+            if file.content_hash is not None:
+                source = source_info(file, max_bytes)
+                if old and old[0] == source.content_hash and old[3] == source.meta_hash:
+                    plan.unchanged.append((file.rel, source, False))
+                else:
+                    plan.jobs.append(Job(file, source, "updated" if old else "added"))
+                continue
             st = file.path.stat()
             fingerprint = meta_hash(file)
             if old and old[1] == st.st_size and old[2] == st.st_mtime_ns and old[3] == fingerprint:
@@ -242,7 +259,8 @@ def plan_changes(files: Sequence[SourceFile], base: Path | None, max_bytes: floa
             plan.unchanged.append((file.rel, source, True))
         else:
             plan.jobs.append(Job(file, source, "updated" if old else "added"))
-    found = {f.rel for f in files}
+    plan.failed.extend(FileOutcome(path, "failed", error=why) for path, why in kept)
+    found = {f.rel for f in files} | {path for path, _ in kept}
     plan.removed = sorted(p for p in previous if p not in found)
     return plan
 
@@ -255,8 +273,10 @@ def ingest(
     progress: bool = True,
     batch_files: int = 16,
     full: bool = False,
+    sources: Sequence[Source] | None = None,
 ) -> IngestReport:
-    """Bring the index up to date with `roots` and publish a new snapshot when anything changed.
+    """Bring the index up to date with `roots` (folders, files, http(s) URLs of sites to crawl; or
+    the given `sources`, ingest/sources/) and publish a new snapshot when anything changed.
 
     The previous snapshot serves until the new one is complete; killing the run at any point leaves
     it in place. A file that fails keeps its previous version in the index, if it had one.
@@ -265,22 +285,27 @@ def ingest(
     index = index or settings.index
     index_path = settings.index_path(index)
     embedder = embedder or Embedder.from_settings(settings, index)
-    with index_lock(index_path):
-        all_roots, prefixes = index_roots(roots, index_path)
-        found = scan(all_roots, prefixes)
+    sources = list(sources) if sources is not None else sources_for(roots, settings)
+    with index_lock(index_path), tempfile.TemporaryDirectory(prefix="km-ingest-") as workdir:
+        manifest = new_manifest(index, settings, embedder, [r for s in sources for r in s.roots])
+        base, why = reusable_base(index_path, manifest) if not full else (None, "asked for (--full)")
+        ctx = SourceContext(index_path, settings, previous_documents(base), Path(workdir), progress)
+        found = discover_all(sources, ctx)
         excluded = excluded_paths(index_path)
         files = [f for f in found.files if not _still_excluded(f, excluded)]
-        report = IngestReport(index=index, skipped=found.skipped)
+        report = IngestReport(index=index, skipped=found.skipped, warnings=found.warnings, crawl=found.counts)
         if not files:
-            raise NothingToPublish(f"no supported documents under {', '.join(map(str, roots))}")
-        files, report.warnings = with_folder_metadata(files, settings.git_authors)
-        manifest = new_manifest(index, settings, embedder, roots)
-        base, why = reusable_base(index_path, manifest) if not full else (None, "asked for (--full)")
-        plan = plan_changes(files, base, settings.max_file_mb * 1024 * 1024)
+            detail = f" ({found.kept[0][0]}: {found.kept[0][1]})" if found.kept else ""
+            raise NothingToPublish(f"no supported documents under {', '.join(map(str, roots))}{detail}")
+        plan = plan_changes(files, base, settings.max_file_mb * 1024 * 1024, kept=found.kept)
         plan.full_rebuild = why
         # Links out of the root, pipes, unreadable files: reported; an indexed one becomes removed.
         plan.failed.extend(FileOutcome(rel, "failed", error=why) for rel, why in found.rejected)
         apply_plan(plan, index_path, manifest, settings, embedder, report, progress, batch_files)
+        outcomes = {f.path: f.status for f in report.files}
+        for source in sources:
+            if hasattr(source, "finish"):
+                source.finish(outcomes)
     report.took_s = round(time.perf_counter() - started, 2)
     return report
 

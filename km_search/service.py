@@ -67,7 +67,7 @@ class SearchService:
         self.settings = settings
         self.index = index or settings.index
         self.index_path: Path = settings.index_path(self.index)
-        self.embedder = embedder or Embedder.from_settings(settings, self.index)
+        self.embedder = embedder or Embedder.from_settings(settings, self.index, queries=True)
         self.reranker = Reranker(settings.reranker) if settings.reranker else None
         self._lock = threading.Lock()
         self._retriever: Retriever | None = None
@@ -118,16 +118,18 @@ class SearchService:
 
     def search(
         self, query: str, k: int = 10, offset: int = 0, mode: Mode = "hybrid", filters: SearchFilters | None = None,
-        principal: Principal = LOCAL,
+        principal: Principal = LOCAL, group: bool = False,
     ) -> SearchResult:
         """Ranked passages; `filters` (type, project, author, tag, path, dates) and the principal's
         access restriction apply before top-k. Every method taking a principal restricts this way;
-        the default, LOCAL, is the command line's user, who reads everything."""
+        the default, LOCAL, is the command line's user, who reads everything. With `group`, k and
+        offset count documents and `groups` holds each one's best and other passages."""
         query = validated_query(query, self.settings)
         check_k(k, self.settings)
         check_offset(offset)
         filters = restrict(filters, principal)
-        return self.qa.log_search(query, mode, self.retriever.search(query, k=k, offset=offset, mode=mode, filters=filters))
+        found = self.retriever.search(query, k=k, offset=offset, mode=mode, filters=filters, group=group)
+        return self.qa.log_search(query, mode, found)
 
     def experts(
         self, query: str, k: int = 5, filters: SearchFilters | None = None, principal: Principal = LOCAL

@@ -31,8 +31,15 @@ class Settings(BaseSettings):
     embed_backend: Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"] = Field(
         "openvino-int8",
         description="How passages and queries are embedded: torch (sentence-transformers), onnx, onnx-int8, "
-        "openvino or openvino-int8 (exported locally from the model, cached in <index>/models; chosen by "
-        "measurement, docs/performance.md). An index's queries use the backend it was built with.",
+        "openvino or openvino-int8 (exported locally from the model once per machine, cached in KM_CACHE_DIR; "
+        "chosen by measurement, docs/performance.md). An index's queries use the backend it was built with.",
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="Folder of what is made once per machine and shared by every index: the embedding graphs "
+        "exported and calibrated for each model, backend and library version (docs/performance.md). Unset: "
+        "$XDG_CACHE_HOME/km-search, else ~/.cache/km-search. If it cannot be written, each process exports "
+        "into a temporary folder again (slow; a warning says so).",
     )
     embed_threads: int | None = Field(
         None, ge=1, description="CPU threads one embedding call uses; unset: all cores."
@@ -92,6 +99,31 @@ class Settings(BaseSettings):
     git_authors: bool = Field(
         True, description="Read commit authors of files inside a git working tree at ingest (one `git log` per repository)."
     )
+    crawl_concurrency: int = Field(
+        2, ge=1, le=16, description="Requests a crawl (`km ingest https://…`) has in flight at a time (docs/sources.md)."
+    )
+    crawl_delay_s: float = Field(
+        0.5, ge=0, description="Seconds between the starts of two requests to one host (a longer robots.txt Crawl-delay wins)."
+    )
+    crawl_max_pages: int = Field(
+        5000, ge=1, description="Most URLs one crawl fetches; past it the crawl stops and says so (pages not reached keep their indexed version)."
+    )
+    crawl_page_mb: float = Field(50.0, gt=0, description="Largest page or linked file a crawl downloads, in MB; larger ones fail.")
+    crawl_max_mb: float = Field(2000.0, gt=0, description="Most MB one crawl downloads in all; past it the crawl stops and says so.")
+    crawl_timeout_s: float = Field(30.0, gt=0, description="Seconds a crawl waits to connect, and between bytes, for one request.")
+    crawl_headers: SecretStr | None = Field(
+        None,
+        description="HTTP headers a crawl sends to the site it crawls (never elsewhere), one 'Name: value' per line "
+        "(or separated by a literal \\n), e.g. 'Authorization: Bearer …' for an intranet behind a token.",
+    )
+    crawl_cookie: SecretStr | None = Field(
+        None, description="Cookie header a crawl sends to the site it crawls, e.g. 'session=…' copied from a signed-in browser."
+    )
+    crawl_groups: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Groups that may read crawled pages, comma-separated; unset: public. Set it when KM_CRAWL_HEADERS "
+        "or KM_CRAWL_COOKIE open pages not everyone may read (docs/access-control.md).",
+    )
     expert_passages: int = Field(50, ge=1, le=1000, description="Passages retrieved to rank experts for a query.")
     expert_half_life_days: float = Field(
         730.0, gt=0, description="Age at which an involvement counts halfway between full (today) and half weight."
@@ -102,6 +134,12 @@ class Settings(BaseSettings):
     )
     answer_passages: int = Field(5, ge=1, le=20, description="Top passages an answer may quote, or the language model sees.")
     answer_sentences: int = Field(3, ge=1, le=10, description="Most sentences one extractive answer quotes.")
+    answer_candidates: int = Field(
+        0, ge=0,
+        description="Embed only this many sentences per answer (the best by vocabulary and passage score, with "
+        "their neighbours) instead of every sentence of the quoted passages (0): /ask gets faster, answers a "
+        "little worse (docs/answers.md, 'Answer latency').",
+    )
     llm_url: str | None = Field(
         None, description="OpenAI-compatible chat completions endpoint for generative answers (server root, /v1 or "
         "the full /v1/chat/completions address), e.g. a local llama.cpp, vLLM or Ollama server. Unset: extractive only.",
@@ -122,6 +160,12 @@ class Settings(BaseSettings):
     )
     gap_similarity: float = Field(
         0.6, gt=0.0, le=1.0, description="Cosine similarity at which two weak questions share a gap topic."
+    )
+    workers: int = Field(
+        1, ge=1, le=64,
+        description="Processes `km serve` runs on its port (each with its own model and query-embedding cache, "
+        "all mapping the same snapshot files). More than one lets Python work of concurrent requests use more "
+        "than one core (docs/performance.md); the rate limit then counts per process.",
     )
     host: str = Field("127.0.0.1", description="Address `km serve` binds.")
     port: int = Field(8000, description="Port `km serve` listens on.")
@@ -160,7 +204,7 @@ class Settings(BaseSettings):
         64, ge=1, description="Largest request body in KiB (feedback, JSON); uploads are bounded by KM_MAX_FILE_MB instead."
     )
 
-    @field_validator("auth_admin_groups", mode="before")
+    @field_validator("auth_admin_groups", "crawl_groups", mode="before")
     @classmethod
     def _split_groups(cls, value: object) -> object:
         if isinstance(value, str):
@@ -222,6 +266,17 @@ class Settings(BaseSettings):
 
     def index_path(self, name: str | None = None) -> Path:
         return self.index_dir / (name or self.index)
+
+    def cache_path(self) -> Path:
+        return self.cache_dir.expanduser() if self.cache_dir else default_cache_dir()
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/km-search, else ~/.cache/km-search (the XDG base directory rule)."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache") / "km-search"
 
 
 @lru_cache

@@ -110,10 +110,22 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class DocumentGroup:
+    """One document of a grouped search: its best passage and its other passages among the results."""
+
+    doc_id: int | None
+    doc_path: str
+    title: str
+    best: Hit
+    more: tuple[Hit, ...] = ()
+
+
+@dataclass(frozen=True)
 class SearchResult:
     hits: tuple[Hit, ...]
     took_ms: float
     query_id: str | None = None  # set when the query log recorded it; /feedback refers to it
+    groups: tuple[DocumentGroup, ...] | None = None  # grouped by document (search(group=True)); else None
 
 
 @dataclass(frozen=True)

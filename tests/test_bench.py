@@ -119,4 +119,22 @@ def test_write_doc_replaces_only_the_marked_block(bench, tmp_path):
 
 def test_partial_results_render(bench):
     assert "openvino-int8" in bench.tables({"embed": RESULTS["embed"]})
-    assert bench.tables({}).startswith("Taken None")
+    assert bench.tables({}).startswith("Last run None")
+
+
+def test_the_first_ingest_and_real_index_tables(bench):
+    """Issue #18's rows: the first ingest (warm and cold export cache) against the naive script, and
+    /search on the real index at 1 and 4 clients per worker count."""
+    run = {"files": 40, "passages": 600, "took_s": 10.0, "loadavg": 1.0}
+    results = {
+        "first_ingest": {"pages": 40, "naive": {"took_s": 40.0, "passages": 500}, "km_warm_cache": run,
+                         "km_cold_cache": {**run, "took_s": 50.0}, "speedup_warm_cache": 4.0, "speedup_cold_cache": 0.8},
+        "http_real": {"passages": 7969, "workers_2": {
+            "one_client": {"p50_ms": 15.0, "p99_ms": 25.0, "loadavg": 2.0},
+            "wrk_1_client": {"p50_ms": 16.0, "p99_ms": 26.0, "requests_per_s": 50.0},
+            "wrk_4_clients": {"p50_ms": 29.0, "p90_ms": 49.0, "p99_ms": 75.0, "requests_per_s": 128.0, "loadavg": 3.0}}},
+    }
+    text = bench.tables(results)
+    assert "First `km ingest` of 40 HTML pages" in text and "| 4.0x |" in text and "| 0.8x |" in text
+    assert "7969 passages" in text and "| 2 | 15.0 / 25.0 ms |" in text and "29.0 / 49.0 / 75.0 ms, 128.0" in text
+    assert set(bench.PARTS) >= {"first_ingest", "http_real"}

@@ -107,8 +107,8 @@ def parse_mbox_messages(path: Path, rel_path: str) -> list[Document]:
     ]
 
 
-def mbox_messages(path: Path) -> list[tuple[int, Message]]:
-    """(1-based position in the mailbox, message) for each message that has text."""
+def mbox_raw_messages(path: Path) -> list[tuple[int, bytes]]:
+    """(1-based position in the mailbox, the message's bytes as an .eml file holds them)."""
     data = read_bytes(path)
     if b"\x00" in data[:8192]:
         raise ParseError("binary file, not an mbox mailbox")
@@ -116,14 +116,28 @@ def mbox_messages(path: Path) -> list[tuple[int, Message]]:
         raise ParseError("not an mbox mailbox: it does not start with a 'From ' separator line")
     starts = [m.end() for m in _MBOX_FROM.finditer(data)]
     ends = [m.start() for m in _MBOX_FROM.finditer(data)][1:] + [len(data)]
+    return [(n, _MBOXRD_ESCAPE.sub(rb"\1", data[start:end])) for n, (start, end) in enumerate(zip(starts, ends), start=1)]
+
+
+def is_blank_message(raw: bytes) -> bool:
+    """A message with no subject, no body text and no attachment: nothing a reader could find."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    if msg.get("Subject", "").strip() or any(True for _ in msg.iter_attachments()):
+        return False
+    body = msg.get_body(preferencelist=("plain", "html"))
+    return body is None or not body.get_content().strip()
+
+
+def mbox_messages(path: Path) -> list[tuple[int, Message]]:
+    """(1-based position in the mailbox, message) for each message that has text."""
+    raw_messages = mbox_raw_messages(path)
     out = []
-    for n, (start, end) in enumerate(zip(starts, ends), start=1):
-        raw = _MBOXRD_ESCAPE.sub(rb"\1", data[start:end])
+    for n, raw in raw_messages:
         message = read_message(email.message_from_bytes(raw, policy=email.policy.default), f"{path.stem} message {n}")
         if message is not None:
             out.append((n, message))
     if not out:
-        raise ParseError(f"{EMPTY_FILE} (none of its {len(starts)} messages has text)")
+        raise ParseError(f"{EMPTY_FILE} (none of its {len(raw_messages)} messages has text)")
     return out
 
 

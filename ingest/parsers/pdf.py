@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import unicodedata
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,16 @@ _WRAPPED = 50  # a line at least this long that runs on into the next one was wr
 _SENTENCE_ENDS = (".", "!", "?", ":", ";")
 _HYPHENATED = re.compile(r"[a-z]-$")
 _ITEM_START = re.compile(r"^(?:[•◦▪‣●*+\-–]|\d{1,3}[.)]|\[\d+\])(?:\s|$)")
+# Glyphs a page font draws but that reach the text layer as code points no web font renders (a box on
+# the search page): WinAnsiEncoding draws every unused code as a bullet, and pypdf passes 0x7F and the
+# C1 gaps through as control characters; Symbol and Wingdings bullets land in the private-use area.
+_GLYPHS = str.maketrans({
+    **dict.fromkeys(["\x7f", "\x81", "\x8d", "\x8f", "\x90", "\x9d", "\uf0b7", "\uf06c", "\uf09f", "\uf0a8"], "•"),
+    "\uf0a7": "▪", "\uf0d8": "•", "\uf0e0": "→", "\uf0fc": "✓", "\uf02d": "-",
+})
+_LIGATURES = re.compile("[\ufb00-\ufb06]")  # ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ: NFKC spells them out ("ﬁle" -> "file")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x80-\x9f]")  # never drawn: dropped
+_LONE_BULLET = re.compile(r"^([•◦▪‣●])\n(?=\S)", re.MULTILINE)  # a bullet pypdf put on a line of its own
 # Values PDF producers write when the author left a field blank (reportlab: 'untitled', 'anonymous').
 _PLACEHOLDERS = frozenset({"untitled", "unspecified", "anonymous", "unknown", "none"})
 
@@ -96,9 +107,16 @@ def open_reader(path: Path) -> PdfReader:
 def page_text(page: Any) -> str:
     """A page's text, lines kept; a page pypdf cannot read counts as a page without text."""
     try:
-        return normalize_lines(page.extract_text() or "")
+        return normalize_lines(normalize_glyphs(page.extract_text() or ""))
     except Exception:  # noqa: BLE001 - one bad page must not lose the whole document
         return ""
+
+
+def normalize_glyphs(text: str) -> str:
+    """Text as a browser can show it: bullets the font drew from an unused or private-use code become
+    '•' (joined to the item they mark), ligatures are spelled out, undrawable control codes go."""
+    text = _LIGATURES.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text.translate(_GLYPHS))
+    return _LONE_BULLET.sub(r"\1 ", _CONTROL.sub("", text))
 
 
 def strip_running_lines(texts: list[str]) -> list[str]:

@@ -106,7 +106,7 @@ class QuestionAnswering:
 
     def _extract(self, query: str, hits: Sequence[Hit], weights: dict[str, float]) -> Answer:
         params = AnswerParams(self.settings.answer_threshold, self.settings.answer_passages,
-                              self.settings.answer_sentences)
+                              self.settings.answer_sentences, self.settings.answer_candidates or None)
         snapshot = self._retriever().snapshot
         vectors = snapshot.vectors([h.chunk_id for h in hits[: params.passages]]) if hits else None
         return extract_answer(query, hits, self.embedder.encode, weights, params, vectors)

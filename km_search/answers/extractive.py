@@ -46,6 +46,7 @@ class AnswerParams:
     threshold: float = 0.5
     passages: int = 5
     max_sentences: int = 3
+    candidates: int | None = None  # sentences embedded per answer (None: all)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Sentence:
     semantic: float = 0.0
     overlap: float = 0.0
     score: float = 0.0
+    body: bool = True  # False: a title, heading, byline or metadata line (never quoted while body text exists)
 
 
 # ---- sentences -------------------------------------------------------------------------------
@@ -163,32 +165,164 @@ def restates(question_trigrams: set[tuple[str, ...]], sentence: str) -> bool:
     return len(shared) / len(question_trigrams) >= 0.5
 
 
+# ---- what kind of sentence, under which heading ------------------------------------------------
+#
+# Rules on top of the similarity score, each one small and tested (tests/answers/test_answers.py):
+#   - a sentence that only repeats the document's title or one of its headings, or a line of names,
+#     dates and ids (a byline, "Incident SEV-1 2023-017."), is not body text: it is not quoted while
+#     any body sentence is left (NOT_BODY_PENALTY) and a quote never grows into one;
+#   - a "why" question prefers sentences under a heading that gives reasons (Context, Motivation,
+#     Why, Problem, Background, Rationale, Root cause), a "what did we learn" question those under Lessons,
+#     What we learned, Action items, Takeaways, Follow-ups (SECTION_BONUS). The heading is the last
+#     heading line inside the passage before the sentence (PDF pages keep theirs as lines), else the
+#     passage's own heading.
+
+NOT_BODY_PENALTY = 1.0
+SECTION_BONUS = 0.3  # a what-did-we-learn question names no content: its lessons score low on similarity
+_WHY_QUESTION = re.compile(r"^\W*(why|how come)\b|\b(reasons?|motivation|rationale|what made (us|them|you))\b")
+_LESSON_QUESTION = re.compile(
+    r"\b(learn|learned|learnt|lessons?|takeaways?|action items?|follow[- ]?ups?|do differently)\b")
+_REASON_HEADING = re.compile(r"\b(context|motivation|why|problem|background|rationale|reasons?|root causes?)\b")
+_LESSON_HEADING = re.compile(
+    r"\b(lessons?|learn|learned|learnt|action items?|takeaways?|follow[- ]?ups?|what went wrong|next steps)\b")
+_WHO_WHEN_QUESTION = re.compile(r"^\W*(who|whom|whose|when)\b")
+_DATE_OR_ID = re.compile(
+    r"\b(1[89]|20)\d\d\b|\b[A-Z][A-Za-z]*-\d+\b|\b\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b"
+    r"|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}\b", re.IGNORECASE)
+
+
+def question_focus(question: str) -> str | None:
+    """'reasons' for a why-question, 'lessons' for a what-did-we-learn one, else None."""
+    q = question.lower()
+    if _WHY_QUESTION.search(q):
+        return "reasons"
+    if _LESSON_QUESTION.search(q):
+        return "lessons"
+    return None
+
+
+def heading_matches(heading: str, focus: str | None) -> bool:
+    """Whether a heading names the part of a document that answers questions of this focus."""
+    if not focus or not heading:
+        return False
+    return bool((_REASON_HEADING if focus == "reasons" else _LESSON_HEADING).search(heading.lower()))
+
+
+# Section names common in decision records, post-mortems and retrospectives. A passage keeps its
+# text on one line, so a PDF page's headings end up glued to the sentence after them ("Lessons
+# learned Retrying an operation ..."): a sentence opening with one of these names followed by a
+# capitalized word starts that section.
+_GLUED_HEADING = re.compile(
+    r"(?i:(lessons learned|lessons learnt|lessons|what we learned|what we learnt|learnings|action items|takeaways"
+    r"|follow[- ]?ups|next steps|context|motivation|background|problem statement|problem|rationale"
+    r"|summary|impact|timeline|root causes?|detection|resolution|what went well|what went wrong"
+    r"|decision|consequences|status|options considered|options|alternatives considered|alternatives))"
+    r"\s+(?=[\"“(•\x7f*-]?\s?[A-Z0-9])")
+
+
+def glued_heading(sentence: str) -> str | None:
+    """The section name a sentence opens with, when its heading was glued to it, else None."""
+    m = _GLUED_HEADING.match(sentence)
+    return m.group(1) if m else None
+
+
+def headings_before(text: str, spans: Sequence[tuple[int, int]], fallback: str) -> list[str]:
+    """For each sentence span, the last section name glued to a sentence at or before it in the
+    passage (see _GLUED_HEADING), else `fallback`, the passage's own heading."""
+    out, current = [], fallback
+    for a, b in spans:
+        current = glued_heading(text[a:b]) or current
+        out.append(current)
+    return out
+
+
+def repeats_title(sentence: str, titles: Sequence[str]) -> bool:
+    """The sentence is the document title or a heading, alone or followed by a line of names and
+    dates: at least 80 % of its words (two or more) are the title's ('charges, November 2023'), or
+    it opens with the whole title and the rest is a byline ('Post-mortem: duplicate invoices …,
+    November 2023 Priya Raman, Aisha Bello - 2023-11-09 Incident SEV-1 2023-017.')."""
+    words = WORD.findall(sentence.lower())
+    if not words:
+        return True
+    for title in titles:
+        title_words = WORD.findall(title.lower())
+        if not title_words:
+            continue
+        if len(words) >= 2 and sum(w in set(title_words) for w in words) >= 0.8 * len(words):
+            return True
+        if words[: len(title_words)] == title_words:
+            rest = sentence[_end_of_words(sentence, len(title_words)):]
+            if not WORD.search(rest) or is_metadata_line(rest):
+                return True
+    return False
+
+
+def _end_of_words(text: str, n: int) -> int:
+    """The offset just after the n-th word of text."""
+    end = 0
+    for i, m in enumerate(WORD.finditer(text)):
+        if i == n - 1:
+            return m.end()
+        end = m.end()
+    return end
+
+
+def is_metadata_line(sentence: str) -> bool:
+    """Mostly names, dates and ids: at most 20 words, under a quarter of them lower-case prose, and
+    a date or an id among them ('Priya Raman, Aisha Bello - 2023-11-09', 'Incident SEV-1 2023-017.')."""
+    words = WORD.findall(sentence)
+    if not words or len(words) > 20 or not _DATE_OR_ID.search(sentence):
+        return False
+    prose = sum(w.isalpha() and w.islower() and len(w) > 1 for w in words)
+    return prose < 0.25 * len(words)
+
+
 def score_sentences(
-    question: str, hits: Sequence[Hit], encode: Encode, weights: Mapping[str, float]
+    question: str, hits: Sequence[Hit], encode: Encode, weights: Mapping[str, float],
+    candidates: int | None = None,
 ) -> tuple[list[Sentence], np.ndarray]:
     """Every sentence of the hits, scored, best first; and the question's vector.
 
     score = (0.6 similarity + 0.1 vocabulary + 0.2 passage score relative to the first
              + 0.05 min(words, 20) / 20 + 0.2 if it opens with yes/no and the question is a yes/no one
-             - 0.3 if it restates the question) / (1 + 0.05 passage rank)
+             - 0.3 if it restates the question
+             - NOT_BODY_PENALTY if it is a title, heading, byline or metadata line
+             + SECTION_BONUS if its heading answers the question's focus: reasons, lessons
+            ) / (1 + 0.05 passage rank)
     A sentence under SHORT_FOR_MEANING words ("Yes.") is judged by its embedding together with the
     next one. The weights were chosen on the dev set's questions (docs/answers.md).
+
+    Embedding every sentence is what an answer costs (about 2.5 ms a sentence on 2 cores), so with
+    `candidates` only that many sentences are embedded: those whose score without the similarity
+    term is highest, and their neighbours in the passage (a quote grows into them); the others keep
+    similarity 0 and so never win (measured in docs/answers.md).
     """
     spans = [(i, a, b) for i, hit in enumerate(hits) for a, b in split_sentences(hit.text)]
     if not spans:
         return [], encode([question])[0]
     texts = [hits[i].text[a:b] for i, a, b in spans]
+    top = hits[0].score if hits[0].score > 0 else 0.0
+    embedded = _candidates(spans, texts, hits, weights, top, candidates)
     extended: dict[int, str] = {}
-    for n, (i, a, b) in enumerate(spans):
+    for n in embedded:
+        i, a, _ = spans[n]
         if len(WORD.findall(texts[n])) < SHORT_FOR_MEANING and n + 1 < len(spans) and spans[n + 1][0] == i:
             extended[n] = hits[i].text[a : spans[n + 1][2]]
-    vectors = encode([question, *texts, *extended.values()])
-    similarity = vectors[1:] @ vectors[0]
+    vectors = encode([question, *(texts[n] for n in embedded), *extended.values()])
+    similarity = np.zeros(len(spans), dtype=np.float32)
+    similarity[embedded] = vectors[1 : 1 + len(embedded)] @ vectors[0]
     for slot, n in enumerate(extended):
-        similarity[n] = similarity[len(spans) + slot]
-    top = hits[0].score if hits[0].score > 0 else 0.0
+        similarity[n] = float(vectors[1 + len(embedded) + slot] @ vectors[0])
     yes_no = is_yes_no_question(question)
     question_trigrams = _trigrams(WORD.findall(question.lower()))
+    focus = question_focus(question)
+    names_and_dates_answer = bool(_WHO_WHEN_QUESTION.search(question.lower()))
+    headings: list[str] = []
+    for i, hit in enumerate(hits):
+        mine = [(a, b) for j, a, b in spans if j == i]
+        # A PDF page's heading is the last one that starts on the page: not what its first lines are under.
+        own = hit.heading_path[-1] if hit.heading_path and hit.page is None else ""
+        headings.extend(headings_before(hit.text, mine, own))
     scored = []
     for n, (i, a, b) in enumerate(spans):
         sim = float(similarity[n])
@@ -199,9 +333,32 @@ def score_sentences(
         value = 0.6 * sim + 0.1 * overlap + 0.2 * relative + 0.05 * length + 0.2 * answers_yes_no
         if restates(question_trigrams, texts[n]):
             value -= 0.3
-        scored.append(Sentence(i, a, b, sim, overlap, value / (1.0 + 0.05 * i)))
+        body = not (repeats_title(texts[n], (hits[i].title, *hits[i].heading_path))
+                    or (not names_and_dates_answer and is_metadata_line(texts[n])))
+        if not body:
+            value -= NOT_BODY_PENALTY
+        elif heading_matches(headings[n], focus):
+            value += SECTION_BONUS
+        scored.append(Sentence(i, a, b, sim, overlap, value / (1.0 + 0.05 * i), body))
     scored.sort(key=lambda s: -s.score)
     return scored, vectors[0]
+
+
+def _candidates(spans, texts, hits, weights, top: float, limit: int | None) -> list[int]:
+    """The sentences worth embedding, in order: all of them, or the `limit` best by their score
+    without similarity (vocabulary, passage score, length) and each one's neighbours."""
+    if limit is None or len(spans) <= limit:
+        return list(range(len(spans)))
+
+    def cheap(n: int) -> float:
+        i = spans[n][0]
+        relative = max(0.0, hits[i].score / top) if top else 0.0
+        length = min(len(WORD.findall(texts[n])), 20) / 20
+        return (0.1 * coverage(texts[n], weights) + 0.2 * relative + 0.05 * length) / (1.0 + 0.05 * i)
+
+    best = sorted(range(len(spans)), key=cheap, reverse=True)[: max(1, limit // 2)]
+    chosen = {m for n in best for m in (n - 1, n, n + 1) if 0 <= m < len(spans) and spans[m][0] == spans[n][0]}
+    return sorted(chosen)
 
 
 def extract_answer(
@@ -218,7 +375,7 @@ def extract_answer(
     with whole passages; without them the hits' dense scores stand in.
     """
     top = list(hits[: params.passages])
-    sentences, question_vector = score_sentences(question, top, encode, weights)
+    sentences, question_vector = score_sentences(question, top, encode, weights, params.candidates)
     if not sentences:
         return Answer(None, 0.0, kind="none", note="Nothing in the index matches this question.")
     best = sentences[0]
@@ -247,7 +404,7 @@ def _grow(best: Sentence, sentences: Sequence[Sentence], text: str, max_sentence
     """The best sentence, grown with its neighbours in the same passage while they help.
 
     A short best sentence ("Yes.") takes the next one; a neighbour scoring nearly as well as the
-    best joins too. The span stays contiguous, so it is one verbatim quote.
+    best joins too, never a title or metadata line. The span stays contiguous, so it is one verbatim quote.
     """
     same = sorted((s for s in sentences if s.hit == best.hit), key=lambda s: s.start)
     at = next(i for i, s in enumerate(same) if s.start == best.start)
@@ -258,11 +415,11 @@ def _grow(best: Sentence, sentences: Sequence[Sentence], text: str, max_sentence
 
     while hi - lo + 1 < max_sentences:
         span_words = words(same[lo].start, same[hi].end)
-        nxt = same[hi + 1] if hi + 1 < len(same) else None
+        nxt = same[hi + 1] if hi + 1 < len(same) and same[hi + 1].body else None
         if nxt is not None and (span_words < SHORT_SENTENCE_WORDS or nxt.score >= 0.9 * best.score):
             hi += 1
             continue
-        prev = same[lo - 1] if lo > 0 else None
+        prev = same[lo - 1] if lo > 0 and same[lo - 1].body else None
         if prev is not None and prev.score >= 0.9 * best.score:
             lo -= 1
             continue

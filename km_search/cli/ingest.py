@@ -1,4 +1,4 @@
-"""`km ingest` (once, or `--watch`): bring an index up to date with folders of documents."""
+"""`km ingest` (once, or `--watch`): bring an index up to date with folders of documents and web sites."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def _settings() -> Settings:
 
 
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+    paths: Annotated[list[str], typer.Argument(
+        help="Files or folders to index, or http(s) URLs of intranet sites to crawl (the pages under each URL).")],
     index: IndexOpt = None,
     as_json: JsonOpt = False,
     full: Annotated[bool, typer.Option("--full", help="Re-process every file, not only the changed ones.")] = False,
@@ -29,6 +30,7 @@ def ingest(
 ) -> None:
     """Bring the index up to date with PATHS: only new and changed files are parsed and embedded,
     documents of deleted files are dropped, and a new snapshot is published when anything changed.
+    A URL is crawled (docs/sources.md): robots.txt is honoured, unchanged pages are not re-embedded.
 
     Exits 0 when the index is up to date, even if some files failed (they are in the report).
     """
@@ -36,12 +38,18 @@ def ingest(
 
     from ingest.pipeline import ingest as run_ingest
 
+    from ingest.sources import is_url
+
     settings = _settings()
+    targets: list[Path | str] = [p if is_url(p) else Path(p) for p in paths]
     if watch:
-        _watch(paths, settings, index, as_json)
+        if any(is_url(p) for p in paths):
+            _fail("--watch follows folders; to keep a crawled site current, run `km ingest URL` again "
+                  "(e.g. hourly from cron): re-crawls only fetch what changed")
+        _watch([Path(p) for p in paths], settings, index, as_json)
         return
     try:
-        report = run_ingest(paths, settings, index=index, progress=not as_json and sys.stderr.isatty(), full=full)
+        report = run_ingest(targets, settings, index=index, progress=not as_json and sys.stderr.isatty(), full=full)
     except NothingToPublish as exc:
         if as_json and exc.report is not None:
             typer.echo(json.dumps(exc.report.to_json(), indent=2))
@@ -66,6 +74,14 @@ def _print_report(console, report) -> None:
         + (f"; {len(report.skipped_files)} files with nothing to index skipped" if report.skipped_files else "")
         + (f"; full rebuild: {report.full_rebuild}" if report.full_rebuild else "")
     )
+    if report.crawl:
+        c = report.crawl
+        console.print(f"crawl: {c.get('fetched', 0)} URLs fetched ({c.get('not_modified', 0)} not modified), "
+                      f"{c.get('robots_disallowed', 0)} disallowed by robots.txt and {c.get('out_of_scope', 0)} out of "
+                      f"scope (not fetched), {c.get('not_documents', 0)} not documents, {c.get('duplicates', 0)} "
+                      f"duplicates, {c.get('redirects', 0)} redirects")
+    for warning in report.warnings if report.crawl else ():  # a crawl cut short says so
+        console.print(f"[yellow]warning:[/] {warning}")
     _print_failures(console, report.failed)
 
 

@@ -2,16 +2,22 @@
 
 Backends (KM_EMBED_BACKEND): `torch` runs the sentence-transformers model as shipped; `onnx`,
 `onnx-int8` (dynamic int8, VNNI), `openvino` and `openvino-int8` (static int8, calibrated) run a
-graph exported locally from the same weights, cached in `cache_dir` (beside the indexes), and need
-neither torch nor sentence-transformers at query time: start-up stays well under a second.
+graph exported locally from the same weights once per machine, cached in `cache_dir` (KM_CACHE_DIR,
+shared by every index; see `ensure_export`), and need neither torch nor sentence-transformers at query
+time: start-up stays well under a second.
 Every backend mean-pools the token vectors and L2-normalizes, as the model's own pipeline does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
+import shutil
+import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -27,8 +33,16 @@ if TYPE_CHECKING:
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"}
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
-_EXPORT_VERSION = 1  # bump when the exported graphs change, so cached exports are redone
+_EXPORT_VERSION = 2  # bump when the exported graphs change, so cached exports are redone
+_GRAPHS = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx", "openvino": "model.xml",
+           "openvino-int8": "model-int8.xml"}
+# The libraries whose version changes what an export of each backend holds (torch only traces the
+# fp32 graph, which every backend starts from; it is not needed, and may be absent, at query time).
+_LIBRARIES = {"onnx": ("onnx",), "onnx-int8": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino"),
+              "openvino-int8": ("onnx", "openvino", "nncf")}
 
+log = logging.getLogger("km_search.embedding")
+exports_made: dict[str, int] = {}  # backend -> graphs exported by this process (tests count them)
 
 
 def resolve_model_path(model: str) -> Path:
@@ -51,12 +65,54 @@ def resolve_model_path(model: str) -> Path:
 
 
 def _fingerprint(model_path: Path) -> str:
-    """Identifies the weights (name, size and time of each file), so a changed model is re-exported."""
-    digest = hashlib.sha256(str(_EXPORT_VERSION).encode())
+    """The key of the exports of km-search <= 0.x kept in `<index>/models` (name, size and time of
+    each file, export version 1): an index built then keeps querying with its own export."""
+    digest = hashlib.sha256(b"1")
     for file in sorted(p for p in model_path.rglob("*") if p.is_file()):
         stat = file.stat()
         digest.update(f"{file.relative_to(model_path)}:{stat.st_size}:{int(stat.st_mtime)}".encode())
     return digest.hexdigest()[:16]
+
+
+def _library_version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def calibration_texts() -> list[str]:
+    """The shipped calibration paragraphs (calibration.txt), in file order, header left out."""
+    from importlib import resources
+
+    text = resources.files("km_search.embedding").joinpath("calibration.txt").read_text(encoding="utf-8")
+    paragraphs = [p.strip() for p in text.split("\n\n")]
+    return [p for p in paragraphs if p and not all(line.startswith("#") for line in p.splitlines())]
+
+
+def export_key(model_path: Path, backend: str) -> dict[str, Any]:
+    """What an export depends on: the model's files (small ones by content: config, tokenizer;
+    weights by size and modification time), the backend, the export code's version, the versions of
+    the libraries that make the graph and, for static int8, the calibration text."""
+    files = {}
+    for file in sorted(p for p in model_path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        rel = str(file.relative_to(model_path))
+        if stat.st_size <= 1 << 20:
+            files[rel] = hashlib.sha256(file.read_bytes()).hexdigest()[:16]
+        else:
+            files[rel] = f"{stat.st_size}:{stat.st_mtime_ns}"
+    key: dict[str, Any] = {"export_version": _EXPORT_VERSION, "backend": backend, "model": model_path.name,
+                           "files": files, "libraries": {n: _library_version(n) for n in _LIBRARIES[backend]}}
+    if backend == "openvino-int8":
+        key["calibration"] = hashlib.sha256("\n\n".join(calibration_texts()).encode()).hexdigest()[:16]
+    return key
+
+
+def _digest(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _max_seq_length(model_path: Path) -> int:
@@ -102,14 +158,15 @@ class _TorchRuntime:
 class _GraphRuntime:
     """An exported graph (ONNX Runtime or OpenVINO) behind the `tokenizers` library: no torch."""
 
-    def __init__(self, model_path: Path, backend: str, export_dir: Path, threads: int | None, calibration: Sequence[str] | None):
+    def __init__(self, model_path: Path, backend: str, export_dir: Path, threads: int | None, legacy_dir: Path | None = None):
         from tokenizers import Tokenizer
 
         self.max_tokens = _max_seq_length(model_path)
         self.tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_tokens)
         self.tokenizer.no_padding()
-        graph = ensure_export(model_path, backend, export_dir, calibration=calibration)
+        graph = legacy_export(model_path, backend, legacy_dir) or ensure_export(model_path, backend, export_dir)
+        self.graph = graph
         self.backend = backend
         n = _thread_count(threads)
         if backend.startswith("onnx"):
@@ -171,44 +228,93 @@ class _GraphRuntime:
         return out, per_text
 
 
-def ensure_export(model_path: Path, backend: str, export_dir: Path, calibration: Sequence[str] | None = None) -> Path:
-    """The graph file of `backend` for this model, exported (once, locally) into `export_dir`.
+def legacy_export(model_path: Path, backend: str, legacy_dir: Path | None) -> Path | None:
+    """An index built before the shared cache holds its own export in `<index>/models`, calibrated on
+    its first corpus: its queries keep using it, so they are embedded exactly as its passages were."""
+    if legacy_dir is None:
+        return None
+    graph = legacy_dir / f"{model_path.name}-{_fingerprint(model_path)}" / _GRAPHS[backend]
+    return graph if graph.exists() else None
 
-    `export_dir` is keyed by the model's fingerprint; an export is written to a temporary name and
-    renamed, so concurrent processes never read half a file. Static int8 calibrates on
-    `calibration` texts (the corpus being ingested) when given, else on built-in sentences.
+
+def ensure_export(model_path: Path, backend: str, cache_dir: Path) -> Path:
+    """The graph file of `backend` for this model, exported once per machine into the shared cache.
+
+    An entry `cache_dir/exports/<model>-<backend>-<key>/` is keyed by `export_key` (model files,
+    backend, export version, library versions, calibration text). It is built in a temporary folder
+    beside it and renamed into place whole, under a file lock, so two processes never export the
+    same entry twice and nobody reads half an export. When the cache cannot be written (a read-only
+    home), this process exports into a temporary folder of its own and says which setting to set.
     """
-    folder = export_dir / f"{model_path.name}-{_fingerprint(model_path)}"
-    name = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx", "openvino": "model.xml",
-            "openvino-int8": "model-int8.xml"}[backend]
-    target = folder / name
+    key = export_key(model_path, backend)
+    entry = Path(cache_dir) / "exports" / f"{model_path.name}-{backend}-{_digest(key)}"
+    target = entry / _GRAPHS[backend]
     if target.exists():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx_path = folder / "model.onnx"
-    if not onnx_path.exists():
-        _export_onnx(model_path, onnx_path)
-    if backend == "onnx-int8":
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(entry.parent / f".{entry.name}.lock", "a+")
+    except OSError as exc:
+        return _export_elsewhere(model_path, backend, cache_dir, exc)
+    with lock:
+        import fcntl
+
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if the holder dies
+        if target.exists():  # another process exported it while this one waited
+            return target
+        source = None if backend == "onnx" else ensure_export(model_path, "onnx", cache_dir)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=entry.parent))
+        except OSError as exc:
+            return _export_elsewhere(model_path, backend, cache_dir, exc)
+        try:
+            _export_into(tmp / _GRAPHS[backend], model_path, backend, source)
+            (tmp / "export.json").write_text(json.dumps(key, indent=1, sort_keys=True), encoding="utf-8")
+            if entry.exists():  # a half-made entry of an older, crashed layout: never read, replace it
+                shutil.rmtree(entry, ignore_errors=True)
+            os.rename(tmp, entry)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        exports_made[backend] = exports_made.get(backend, 0) + 1
+    return target
+
+
+_process_exports: Path | None = None
+
+
+def _export_elsewhere(model_path: Path, backend: str, cache_dir: Path, why: OSError) -> Path:
+    """The fallback for an unwritable cache: a temporary folder of this process, removed at exit."""
+    global _process_exports
+    if _process_exports is not None and Path(cache_dir) == _process_exports:
+        raise why  # even the process's own temporary folder cannot be written
+    if _process_exports is None:
+        import atexit
+
+        _process_exports = Path(tempfile.mkdtemp(prefix="km-search-exports-"))
+        atexit.register(shutil.rmtree, _process_exports, True)
+    log.warning("the model cache %s cannot be written (%s): exporting the %s graph into %s for this process "
+                "only, which is redone by every process; set KM_CACHE_DIR to a writable folder",
+                cache_dir, why, backend, _process_exports)
+    return ensure_export(model_path, backend, _process_exports)
+
+
+def _export_into(target: Path, model_path: Path, backend: str, source: Path | None) -> None:
+    """Write the graph of `backend` to `target` (an empty folder's file); `source` is the fp32 ONNX graph."""
+    if backend == "onnx":
+        _export_onnx(model_path, target)
+    elif backend == "onnx-int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        tmp = folder / f".tmp-{os.getpid()}-{name}"
-        quantize_dynamic(str(onnx_path), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
-        os.replace(tmp, target)
-    elif backend.startswith("openvino"):
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    else:
         import openvino as ov
 
-        model = ov.convert_model(str(onnx_path))
+        model = ov.convert_model(str(source))
         if backend == "openvino-int8":
-            import contextlib
-            import sys
-
             with contextlib.redirect_stdout(sys.stderr):  # nncf's progress bars: stdout is for --json
-                model = _quantize_openvino(model, model_path, calibration)
-        tmp = folder / f".tmp-{os.getpid()}-{name}"
-        ov.save_model(model, str(tmp), compress_to_fp16=False)
-        os.replace(tmp.with_suffix(".bin"), target.with_suffix(".bin"))
-        os.replace(tmp, target)
-    return target
+                model = _quantize_openvino(model, model_path)
+        ov.save_model(model, str(target), compress_to_fp16=False)
 
 
 def _export_onnx(model_path: Path, target: Path) -> None:
@@ -233,32 +339,36 @@ def _export_onnx(model_path: Path, target: Path) -> None:
                               token_type_ids=token_type_ids).last_hidden_state
 
     sample = torch.ones((2, 16), dtype=torch.long)
-    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
     with torch.no_grad():
         torch.onnx.export(
-            TokenVectors(model), (sample, sample, torch.zeros_like(sample)), str(tmp),
+            TokenVectors(model), (sample, sample, torch.zeros_like(sample)), str(target),
             input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["token_embeddings"],
             dynamic_axes={n: {0: "batch", 1: "tokens"} for n in ("input_ids", "attention_mask", "token_type_ids", "token_embeddings")},
             opset_version=17, dynamo=False,
         )
-    os.replace(tmp, target)
 
 
-_CALIBRATION_TEXTS = [
-    "How do I reset my password after it expired?",
-    "The billing service moved from MySQL to PostgreSQL in 2023 because of replication lag.",
-    "Install the package with apt-get, then restart the service and check the logs for errors.",
-    "Quarterly revenue grew by eight percent, driven by new enterprise customers in Europe.",
-    "Decision: we use one repository per service; shared libraries are versioned and published.",
-    "The kernel module fails to load when secure boot is enabled; sign it or disable secure boot.",
-]
+def calibration_samples(max_words: int = 220) -> list[str]:
+    """What static int8 calibrates on: every shipped paragraph alone (query- and short-passage-like)
+    and runs of consecutive paragraphs joined to about `max_words` words (passage-like: long inputs
+    reach the activation ranges of full 256-token passages). Fixed, so every machine's export is the
+    same whatever corpus is ingested first."""
+    paragraphs = calibration_texts()
+    samples = list(paragraphs)
+    run: list[str] = []
+    for paragraph in paragraphs:
+        run.append(paragraph)
+        if sum(len(p.split()) for p in run) >= max_words:
+            samples.append(" ".join(run))
+            run = []
+    return samples
 
 
-def _quantize_openvino(model: Any, model_path: Path, calibration: Sequence[str] | None) -> Any:
+def _quantize_openvino(model: Any, model_path: Path) -> Any:
     import nncf
     from tokenizers import Tokenizer
 
-    texts = [t for t in (calibration or []) if t.strip()][:300] or _CALIBRATION_TEXTS * 10
+    texts = calibration_samples()
     tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
     tokenizer.enable_truncation(_max_seq_length(model_path))
     names = [i.get_any_name() for i in model.inputs]
@@ -276,15 +386,20 @@ class Embedder:
     """Encodes text into L2-normalized float32 vectors, so inner product is cosine similarity."""
 
     def __init__(self, model: str = BUNDLED_MODEL, batch_size: int = 32, backend: str = "torch",
-                 cache_dir: Path | str | None = None, threads: int | None = None):
+                 cache_dir: Path | str | None = None, threads: int | None = None,
+                 legacy_dir: Path | str | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"KM_EMBED_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
         self.model_name = model
         self.batch_size = batch_size
         self.backend = backend
-        self.cache_dir = Path(cache_dir) if cache_dir else Path("indexes") / ".models"
+        if cache_dir is None:
+            from km_search.settings import default_cache_dir
+
+            cache_dir = default_cache_dir()
+        self.cache_dir = Path(cache_dir)  # the shared export cache (KM_CACHE_DIR)
+        self.legacy_dir = Path(legacy_dir) if legacy_dir else None  # an older index's own exports
         self.threads = threads
-        self.calibration: Sequence[str] | None = None  # texts for a static int8 export, set by ingest
         self._runtime: Any = None
         self._lock = threading.Lock()
         self._query_cache: dict[str, np.ndarray] = {}
@@ -297,7 +412,7 @@ class Embedder:
                 if self.backend == "torch":
                     self._runtime = _TorchRuntime(path, self.threads)
                 else:
-                    self._runtime = _GraphRuntime(path, self.backend, self.cache_dir, self.threads, self.calibration)
+                    self._runtime = _GraphRuntime(path, self.backend, self.cache_dir, self.threads, self.legacy_dir)
             return self._runtime
 
     @property
@@ -316,16 +431,17 @@ class Embedder:
         return int(self.runtime.max_tokens)
 
     @classmethod
-    def from_settings(cls, settings: Any, index: str | None = None) -> "Embedder":
-        """The embedder the settings ask for; exports are cached beside the index (`<index>/models`)."""
-        return cls(settings.model, settings.embed_batch_size, backend=settings.embed_backend,
-                   cache_dir=settings.index_path(index) / "models", threads=settings.embed_threads)
+    def from_settings(cls, settings: Any, index: str | None = None, queries: bool = False) -> "Embedder":
+        """The embedder the settings ask for: exports come from the shared cache (KM_CACHE_DIR), or
+        from `<index>/models` for an index built before that cache, which keeps its own export.
 
-    def prepare(self, sample: Sequence[str]) -> None:
-        """Give static int8 its calibration texts (a few hundred passages of the corpus) before the
-        first export; a no-op once the export exists, so an index keeps one quantized model."""
-        if self._runtime is None and self.backend == "openvino-int8":
-            self.calibration = list(sample)[:300]
+        `queries`: for a server's one-query calls, which embed on one thread each unless
+        KM_EMBED_THREADS says otherwise: concurrent requests then run side by side on the cores
+        instead of queueing for all of them (same vectors either way)."""
+        threads = settings.embed_threads or (1 if queries else None)
+        return cls(settings.model, settings.embed_batch_size, backend=settings.embed_backend,
+                   cache_dir=settings.cache_path(), threads=threads,
+                   legacy_dir=settings.index_path(index) / "models")
 
     def match_index(self, model_info: dict[str, Any]) -> None:
         """Embed queries with the backend the index's passages were embedded with (its manifest's
@@ -368,7 +484,5 @@ class Embedder:
     def _encode(self, texts: Sequence[str], windows: bool) -> tuple[np.ndarray, list[np.ndarray]]:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
-        if self._runtime is None and self.calibration is None and len(texts) >= 16:
-            self.prepare(texts)  # the first passages ingested calibrate a static int8 export
         vectors, per_text = self.runtime.encode(list(texts), self.batch_size, windows)
         return np.ascontiguousarray(vectors, dtype=np.float32), per_text

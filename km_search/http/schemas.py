@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from km_search.index.documents import viewer_url
-from km_search.types import AskResult, Citation, Expert, GapReport, Hit
+from km_search.types import AskResult, Citation, DocumentGroup, Expert, GapReport, Hit
 
 
 class HitOut(BaseModel):
@@ -47,13 +47,30 @@ class HitOut(BaseModel):
         )
 
 
+class GroupOut(BaseModel):
+    """One document of a grouped search (GET /search?group=document)."""
+
+    doc_id: int | None
+    doc_path: str
+    title: str
+    best: HitOut = Field(description="The document's best passage for the query.")
+    more: list[HitOut] = Field(description="Its other passages among the results, best first (at most 3).")
+
+    @classmethod
+    def of(cls, group: DocumentGroup) -> "GroupOut":
+        return cls(doc_id=group.doc_id, doc_path=group.doc_path, title=group.title, best=HitOut.of(group.best),
+                   more=[HitOut.of(h) for h in group.more])
+
+
 class SearchOut(BaseModel):
     query: str
-    hits: list[HitOut]
+    hits: list[HitOut] = Field(description="The passages; grouped by document, each group's best passage.")
     k: int
     offset: int
     took_ms: float
     query_id: str | None = Field(None, description="Refer to this query in POST /feedback (null when the log is off).")
+    groups: list[GroupOut] | None = Field(None, description="With group=document: one entry per document, "
+                                          "k and offset counting documents; null otherwise.")
 
 
 class HealthOut(BaseModel):

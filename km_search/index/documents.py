@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from km_search.errors import DocumentNotFound
 from km_search.index.snapshot import Snapshot, meta_from_row
@@ -29,11 +30,12 @@ class SourceDocument:
 
     id: int
     path: str  # relative to the ingested root, as in hits' `doc_path`
-    abs_path: Path
+    abs_path: Path | None  # None for a web page: see `url`
     format: str
     title: str
     meta: DocumentMeta
     content_hash: str
+    url: str | None = None  # a crawled page's own URL (ingest/sources/web.py): the viewer redirects there
 
     @property
     def media_type(self) -> str | None:
@@ -49,6 +51,12 @@ def find_document(snapshot: Snapshot, doc_id: int, readable: Sequence[str] | Non
             f"no document {doc_id} in the published snapshot of index '{snapshot.manifest.get('name')}': "
             "document links hold for the snapshot that returned them; search again for a fresh link"
         )
+    if is_web_url(row["abs_path"]):  # a crawled page: no local file, the viewer sends the browser to it
+        url = row["abs_path"]
+        if not is_web_url(row["root"]) or not url_under(url, row["root"]):
+            raise DocumentNotFound(f"'{row['path']}' is indexed with a URL outside the site it was crawled from")
+        return SourceDocument(id=row["id"], path=row["path"], abs_path=None, format=row["format"], title=row["title"],
+                              meta=meta_from_row(row), content_hash=row["content_hash"], url=url)
     roots = [row["root"]] if row["root"] else list(snapshot.manifest.get("roots", []))
     abs_path = confined_path(row["abs_path"], row["path"], roots)
     if abs_path is None:
@@ -60,6 +68,17 @@ def find_document(snapshot: Snapshot, doc_id: int, readable: Sequence[str] | Non
         id=row["id"], path=row["path"], abs_path=abs_path, format=row["format"], title=row["title"],
         meta=meta_from_row(row), content_hash=row["content_hash"],
     )
+
+
+def is_web_url(value: object) -> bool:
+    return isinstance(value, str) and value.lower().startswith(("http://", "https://"))
+
+
+def url_under(url: str, root: str) -> bool:
+    """Whether a page URL lies on the crawled site: same scheme, host and port as the crawl's start
+    URL (redirects and canonical links never leave that scope at ingest)."""
+    a, b = urlsplit(url), urlsplit(root)
+    return (a.scheme.lower(), a.netloc.lower()) == (b.scheme.lower(), b.netloc.lower()) and "\x00" not in url
 
 
 def may_read(groups_json: str, readable: Sequence[str] | None) -> bool:

@@ -138,6 +138,16 @@ class Snapshot:
         ).fetchall()
         return {row["id"]: row for row in rows}
 
+    def document_ids(self, ids: Iterable[int]) -> dict[int, int]:
+        """chunk id -> its document's id (grouping results by document)."""
+        ids = list(ids)
+        out: dict[int, int] = {}
+        for start in range(0, len(ids), 10_000):  # under SQLite's limit on bound parameters
+            part = ids[start : start + 10_000]
+            marks = ",".join("?" * len(part))
+            out.update(self.db.execute(f"SELECT id, doc_id FROM chunks WHERE id IN ({marks})", part).fetchall())
+        return out
+
     def allowed_chunks(self, filters: SearchFilters) -> np.ndarray | None:
         """The chunk ids of the documents that pass the filters; None when nothing is filtered."""
         within = filtered_chunks_sql(filters)

@@ -19,10 +19,11 @@ from km_search.index.lexical import LexicalScores
 from km_search.embedding.embedder import Embedder
 from km_search.embedding.rerank import Reranker
 from km_search.search.fusion import convex_combination, reciprocal_rank_fusion
+from km_search.search.grouping import group_ranked, grouped_depth
 from km_search.settings import Settings
 from km_search.search.snippets import snippet
 from km_search.index.snapshot import Snapshot, meta_from_row
-from km_search.types import Hit, SearchFilters, SearchResult
+from km_search.types import DocumentGroup, Hit, SearchFilters, SearchResult
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
@@ -177,9 +178,23 @@ class Retriever:
         return reranked + [(cid, floor - 1.0 - i) for i, (cid, _) in enumerate(tail)]
 
     def search(
-        self, query: str, k: int = 10, offset: int = 0, mode: Mode = "hybrid", filters: SearchFilters | None = None
+        self, query: str, k: int = 10, offset: int = 0, mode: Mode = "hybrid", filters: SearchFilters | None = None,
+        group: bool = False,
     ) -> SearchResult:
+        """The ranked passages `offset` to `offset + k`; with `group`, the documents `offset` to
+        `offset + k` instead, each its best passage and its other passages among the candidates
+        (search/grouping.py), and `hits` their best passages."""
         started = time.perf_counter()
+        if group:
+            ranked = self.rank(query, grouped_depth(k, offset, self.settings.candidates), mode, filters)
+            pages = group_ranked(ranked, self.snapshot.document_ids(cid for cid, *_ in ranked), k, offset)
+            made = iter(self.hits(query, [item for members in pages for item in members]))
+            groups = []
+            for members in pages:
+                best, *more = [next(made) for _ in members]
+                groups.append(DocumentGroup(best.doc_id, best.doc_path, best.title, best, tuple(more)))
+            took = (time.perf_counter() - started) * 1000
+            return SearchResult(tuple(g.best for g in groups), round(took, 2), groups=tuple(groups))
         ranked = self.rank(query, offset + k, mode, filters)
         hits = self.hits(query, ranked[offset : offset + k])
         took = (time.perf_counter() - started) * 1000

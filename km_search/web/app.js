@@ -93,29 +93,41 @@ async function run(state) {
     showWelcome(mine.signal);
     return;
   }
-  const offset = (state.page - 1) * PAGE_SIZE;
+  const offset = (state.page - 1) * PAGE_SIZE; // documents: results are grouped by document
   main.setAttribute("aria-busy", "true");
   statusLine.textContent = "Searching…";
+  const request = { q: state.q, k: PAGE_SIZE, offset, filters: state.filters, signal: mine.signal };
+  // /search and /ask start together: the results show as soon as /search answers, the answer card
+  // when /ask does (it takes longer). An /ask that fails costs the answer, never the results.
+  const asking = state.page === 1 ? client.ask(request).catch(() => null) : Promise.resolve(null);
+  let found;
   try {
-    const result = await client.query({ q: state.q, k: PAGE_SIZE, offset, filters: state.filters, signal: mine.signal });
-    show(state, offset, result);
+    found = await client.search({ ...request, group: "document" });
   } catch (err) {
     if (err.name === "AbortError") return;
     results.replaceChildren();
     statusLine.textContent = "";
     errorBox.textContent = err.message;
     errorBox.hidden = false;
+    return;
   } finally {
     if (controller === mine) main.removeAttribute("aria-busy");
   }
+  if (controller !== mine) return;
+  show(state, offset, found);
+  const asked = await asking;
+  if (controller !== mine || !asked || !found.hits.length) return;
+  renderAnswer(asked.answer, asked.hits);
 }
 
-function show(state, offset, { answer, hits, tookMs }) {
-  renderAnswer(answer, hits);
-  results.replaceChildren(...hits.map((hit, i) => resultItem(hit, offset + i + 1)));
-  remember(hits);
+function show(state, offset, { hits, groups, tookMs }) {
+  // One entry per document (its best passage, the others under "more from this document"); a
+  // server without grouping sends passages only, shown one per entry.
+  const entries = groups || hits.map((hit) => ({ best: hit, more: [] }));
+  results.replaceChildren(...entries.map((group, i) => resultItem(group.best, offset + i + 1, group.more || [])));
+  remember(entries.flatMap((group) => [group.best, ...(group.more || [])]));
   const took = Number.isFinite(tookMs) ? ` · ${Math.round(tookMs)} ms` : "";
-  if (!hits.length) {
+  if (!entries.length) {
     statusLine.textContent = "";
     const filtered = FILTERS.some((name) => state.filters[name]);
     $("empty-text").textContent =
@@ -124,9 +136,9 @@ function show(state, offset, { answer, hits, tookMs }) {
         : `Nothing matches “${state.q}”. ${filtered ? "Try clearing the filters." : "Try other or fewer words."}`;
     emptyBox.hidden = false;
   } else {
-    statusLine.textContent = `Results ${offset + 1}–${offset + hits.length} for “${state.q}”${took}`;
+    statusLine.textContent = `Results ${offset + 1}–${offset + entries.length} for “${state.q}”${took}`;
   }
-  const more = hits.length === PAGE_SIZE;
+  const more = entries.length === PAGE_SIZE;
   pager.hidden = state.page === 1 && !more;
   $("prev").disabled = state.page === 1;
   $("next").disabled = !more;
@@ -154,7 +166,29 @@ function renderAnswer(answer, hits) {
   answerCard.hidden = false;
 }
 
-function resultItem(hit, rank) {
+/** The other passages of a result's document among the results, collapsed under it. */
+function moreFromDocument(hit, more) {
+  if (!more.length) return null;
+  const items = more.map((other) => {
+    const href = hitUrl(client, other);
+    const where = (other.heading_path || []).filter((h) => h !== hit.title).join(" › ")
+      || (other.page ? `Page ${other.page}` : other.source);
+    return el(
+      "li",
+      {},
+      href ? el("a", { href }, where) : where,
+      el("p", { class: "snippet" }, snippetFragment(other.snippet)),
+    );
+  });
+  return el(
+    "details",
+    { class: "more-from-doc" },
+    el("summary", {}, `More from this document (${more.length})`),
+    el("ul", {}, ...items),
+  );
+}
+
+function resultItem(hit, rank, more = []) {
   const href = hitUrl(client, hit);
   const titleId = `result-${rank}`;
   const title = hit.title || hit.doc_path;
@@ -178,6 +212,7 @@ function resultItem(hit, rank) {
     path ? el("p", { class: "heading-path" }, path) : null,
     el("p", { class: "snippet" }, snippetFragment(hit.snippet)),
     meta,
+    moreFromDocument(hit, more),
   );
 }
 

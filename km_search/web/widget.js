@@ -36,13 +36,19 @@
     }
   }
 
-  /** The JSON API: /ask when the server has it (answer + hits), else /search (hits). */
+  /**
+   * The JSON API. search() is /search (hits, and with group "document" one entry per document);
+   * ask() is /ask (the answer and its hits), null when the server has no /ask. Callers start both
+   * at once and show the results when search() resolves, the answer when ask() does: an answer
+   * takes longer than a search.
+   */
   class Client {
     constructor(api, key = null) {
       this.api = String(api || SCRIPT_ORIGIN).replace(/\/+$/, "");
       this.key = key || null; // an API key, sent as a Bearer token (KM_AUTH=keys)
       this.onUnauthorized = null; // async () => true when a new key was set and the request may be retried
       this.askAvailable = null; // unknown until the first /ask answers 404 or not
+      this.authorizing = null; // the pending onUnauthorized(), shared by requests refused at once
     }
 
     /** An absolute URL for a path the API returned, such as a hit's `url`. */
@@ -50,21 +56,49 @@
       return new URL(path, this.api + "/").href;
     }
 
-    async query({ q, k = 10, offset = 0, filters = {}, answer = true, signal } = {}) {
+    params(q, k, offset, filters) {
       const params = new URLSearchParams({ q, k: String(k), offset: String(offset) });
       for (const name of FILTERS) {
         if (filters[name]) params.set(name, filters[name]);
       }
-      if (answer && offset === 0 && this.askAvailable !== false) {
-        const body = await this.get("/ask", params, signal, true);
-        if (body) {
-          this.askAvailable = true;
-          return normalizeAsk(body);
-        }
-        this.askAvailable = false;
-      }
+      return params;
+    }
+
+    async search({ q, k = 10, offset = 0, filters = {}, group = null, signal } = {}) {
+      const params = this.params(q, k, offset, filters);
+      if (group) params.set("group", group);
       const body = await this.get("/search", params, signal);
-      return { answer: null, hits: body.hits || [], tookMs: body.took_ms, queryId: body.query_id || null };
+      return {
+        hits: body.hits || [], groups: Array.isArray(body.groups) ? body.groups : null,
+        tookMs: body.took_ms, queryId: body.query_id || null,
+      };
+    }
+
+    async ask({ q, k = 10, filters = {}, signal } = {}) {
+      if (this.askAvailable === false) return null;
+      const body = await this.get("/ask", this.params(q, k, 0, filters), signal, true);
+      this.askAvailable = body !== null;
+      return body ? normalizeAsk(body) : null;
+    }
+
+    /** Answer and hits in one call (/ask, else /search), for callers that want to wait for both. */
+    async query({ q, k = 10, offset = 0, filters = {}, answer = true, signal } = {}) {
+      if (answer && offset === 0) {
+        const asked = await this.ask({ q, k, filters, signal });
+        if (asked) return asked;
+      }
+      return { answer: null, ...(await this.search({ q, k, offset, filters, signal })) };
+    }
+
+    /** One key prompt for all the requests refused together; true when the request may be retried. */
+    async authorize(sentWith) {
+      if (this.key !== sentWith) return true; // another request already got a new key
+      if (!this.authorizing) {
+        this.authorizing = Promise.resolve(this.onUnauthorized()).finally(() => {
+          this.authorizing = null;
+        });
+      }
+      return this.authorizing;
     }
 
     async stats(signal) {
@@ -73,6 +107,7 @@
 
     async get(path, params, signal, optional = false, retried = false) {
       let response;
+      const sentWith = this.key;
       try {
         const headers = this.key ? { Authorization: `Bearer ${this.key}` } : {};
         response = await fetch(`${this.api}${path}?${params}`, { signal, headers });
@@ -83,7 +118,7 @@
           { network: true },
         );
       }
-      if (response.status === 401 && !retried && this.onUnauthorized && (await this.onUnauthorized())) {
+      if (response.status === 401 && !retried && this.onUnauthorized && (await this.authorize(sentWith))) {
         return this.get(path, params, signal, optional, true);
       }
       if (optional && (response.status === 404 || response.status === 405)) return null;
@@ -372,10 +407,18 @@
       this.controller = new AbortController();
       this.spinner.hidden = false;
       this.setAttribute("aria-busy", "true");
+      const request = { q, k: this.count, filters: this.filters, signal: this.controller.signal };
+      // Both start now; the results show as soon as /search answers, the answer when /ask does.
+      const asking = this.client.ask(request).catch(() => null); // no answer is no reason to hide results
       try {
-        const result = await this.client.query({ q, k: this.count, filters: this.filters, signal: this.controller.signal });
+        const result = await this.client.search(request);
         if (seq !== this.seq) return;
-        this.show(q, result);
+        this.show(q, { answer: null, hits: result.hits });
+        this.spinner.hidden = true;
+        this.removeAttribute("aria-busy");
+        const asked = await asking;
+        if (seq !== this.seq || !asked || !asked.answer || !result.hits.length) return;
+        this.showAnswer(asked.answer, asked.hits);
       } catch (err) {
         if (err.name === "AbortError" || seq !== this.seq) return;
         this.clear();
@@ -402,28 +445,32 @@
       delete this.dataset.state;
     }
 
+    /** The answer box above the results, filled when /ask arrives. */
+    showAnswer(answer, hits) {
+      const target = this.target;
+      const sources = el("ol");
+      answer.citations.forEach((c) => {
+        const href = citationUrl(this.client, c, hits);
+        const label = c.title || c.source;
+        sources.append(el("li", {}, href ? el("a", { href, target, rel: "noopener" }, label) : label));
+      });
+      const confidence = confidenceLabel(answer.confidence);
+      this.answerBox.replaceChildren(
+        el("div", { class: "answer-label" }, "Answer", confidence ? ` · ${confidence}` : ""),
+        el("p", { class: "answer-text" }, answerFragment(this.client, answer, hits)),
+        answer.citations.length ? sources : null,
+      );
+      this.answerBox.querySelectorAll("a").forEach((a) => {
+        a.target = target;
+        a.rel = "noopener";
+      });
+      this.answerBox.hidden = false;
+    }
+
     show(q, { answer, hits }) {
       this.clear();
       const target = this.target;
-      if (answer) {
-        const sources = el("ol");
-        answer.citations.forEach((c) => {
-          const href = citationUrl(this.client, c, hits);
-          const label = c.title || c.source;
-          sources.append(el("li", {}, href ? el("a", { href, target, rel: "noopener" }, label) : label));
-        });
-        const confidence = confidenceLabel(answer.confidence);
-        this.answerBox.append(
-          el("div", { class: "answer-label" }, "Answer", confidence ? ` · ${confidence}` : ""),
-          el("p", { class: "answer-text" }, answerFragment(this.client, answer, hits)),
-          answer.citations.length ? sources : null,
-        );
-        this.answerBox.querySelectorAll("a").forEach((a) => {
-          a.target = target;
-          a.rel = "noopener";
-        });
-        this.answerBox.hidden = false;
-      }
+      if (answer) this.showAnswer(answer, hits);
       hits.forEach((hit, i) => {
         const href = hitUrl(this.client, hit);
         const badges = el("span", { class: "badges" });

@@ -9,6 +9,12 @@ from km_search.answers.extractive import (
     AnswerParams,
     coverage,
     extract_answer,
+    glued_heading,
+    heading_matches,
+    headings_before,
+    is_metadata_line,
+    question_focus,
+    repeats_title,
     is_yes_no_question,
     rarity_weights,
     restates,
@@ -284,3 +290,98 @@ def test_evaluate_answers_runs_a_set_end_to_end(tmp_path, fake_embedder):
     assert [o.query_id for o in outcomes] == ["q1", "q2", "u1"] and outcomes[2].correct is None
     with pytest.raises(ValueError, match="evaluation_settings"):
         evaluate_answers(tmp_path / "set", lambda folder: SearchService(settings, embedder=fake_embedder), 0.3)
+
+
+# ---- body text, reasons and lessons ------------------------------------------------------------
+
+POSTMORTEM = "Post-mortem: duplicate invoices and double charges, November 2023"
+
+
+def test_a_title_or_heading_line_is_not_body_text():
+    assert repeats_title("Post-mortem: duplicate invoices and double", [POSTMORTEM])
+    assert repeats_title("charges, November 2023", [POSTMORTEM])
+    assert repeats_title(POSTMORTEM + " Priya Raman, Aisha Bello - 2023-11-09 Incident SEV-1 2023-017.", [POSTMORTEM])
+    assert repeats_title("Context", ["ADR-012: Move billing to PostgreSQL", "Context"])
+    assert not repeats_title("Every double charge was refunded by 17:00 UTC on 3 November.", [POSTMORTEM])
+    assert not repeats_title(POSTMORTEM + " taught us that retries must be idempotent.", [POSTMORTEM])
+
+
+def test_a_line_of_names_dates_and_ids_is_metadata():
+    assert is_metadata_line("Priya Raman, Aisha Bello - 2023-11-09")
+    assert is_metadata_line("Incident SEV-1 2023-017.")
+    assert not is_metadata_line("Use PostgreSQL 15.")  # no date or id: a terse answer, not a byline
+    assert not is_metadata_line("Every double charge was refunded by 17:00 UTC on 3 November 2023.")
+    assert not is_metadata_line("Yes.")
+
+
+def test_question_focus():
+    assert question_focus("why did we move billing to postgres?") == "reasons"
+    assert question_focus("What made us pick MySQL originally?") == "reasons"
+    assert question_focus("what did we learn from the duplicate invoices incident") == "lessons"
+    assert question_focus("what are the action items of the outage?") == "lessons"
+    assert question_focus("who approves laptop requests?") is None
+
+
+def test_headings_that_answer_a_focus():
+    assert heading_matches("Context", "reasons") and heading_matches("Root cause", "reasons")
+    assert heading_matches("Lessons learned", "lessons") and heading_matches("Action items", "lessons")
+    assert not heading_matches("Consequences", "reasons") and not heading_matches("Timeline", "lessons")
+    assert not heading_matches("Context", None)
+
+
+def test_a_heading_glued_to_its_first_sentence_names_the_section():
+    text = ("The retry created a second invoice. What went well Pausing collection early helped. "
+            "Lessons learned Retrying is only safe when idempotent. A timeout does not mean failure. "
+            "Action items • Add a unique constraint.")
+    spans = split_sentences(text)
+    assert headings_before(text, spans, "") == [
+        "", "What went well", "Lessons learned", "Lessons learned", "Action items"]
+    assert glued_heading("Context is everything here.") is None  # no capital after: prose
+
+
+def test_a_lesson_question_is_answered_from_the_lessons_not_the_header(fake_embedder):
+    text = (POSTMORTEM + " Priya Raman, Aisha Bello - 2023-11-09 Incident SEV-1 2023-017. "
+            "Summary The duplicate invoices incident charged 212 customers twice during the monthly invoice run. "
+            "Lessons learned Retrying an operation that moves money is only safe when it is idempotent.")
+    hits = [Hit(chunk_id=1, text=text, source="p.pdf#page=1", title=POSTMORTEM, score=1.0, page=1, doc_id=1)]
+    answer = extract_answer("what did we learn from the duplicate invoices incident", hits, fake_embedder.encode,
+                            {"learn": 1.0, "duplicate": 2.0, "invoices": 2.0, "incident": 1.0}, AnswerParams(0.0))
+    assert "Lessons learned Retrying an operation" in answer.text
+    assert "Priya Raman" not in answer.text and "2023-017" not in answer.text  # no byline, no id line
+
+
+def test_a_why_question_prefers_the_context_to_the_consequences(fake_embedder):
+    hits = [
+        Hit(chunk_id=1, text="Billing on-call joins the shared PostgreSQL runbooks after we move billing.",
+            source="adr.md#consequences", title="ADR-012: Move billing to PostgreSQL", score=1.0,
+            heading_path=("ADR-012: Move billing to PostgreSQL", "Consequences"), doc_id=1),
+        Hit(chunk_id=2, text="MySQL has become the main source of billing incidents and slow work.",
+            source="adr.md#context", title="ADR-012: Move billing to PostgreSQL", score=0.95,
+            heading_path=("ADR-012: Move billing to PostgreSQL", "Context"), doc_id=1),
+    ]
+    answer = extract_answer("why did we move billing to postgres?", hits, fake_embedder.encode,
+                            {"move": 1.0, "billing": 1.0, "postgres": 2.0}, AnswerParams(0.0))
+    assert answer.citations[0].source == "adr.md#context"
+
+
+def test_with_a_candidate_limit_only_the_promising_sentences_and_their_neighbours_are_embedded():
+    from km_search.answers.extractive import score_sentences
+
+    text = ("Cats sleep a lot during the day. Dogs bark loudly at the strangers outside. The billing database "
+            "moved to Postgres in 2023. Postgres replication is now streaming everywhere. Lunch is served at noon "
+            "every day. Parking is free on Fridays for everyone.")
+    seen: list[str] = []
+
+    def encode(texts):
+        seen.extend(texts)
+        return np.ones((len(texts), 4), dtype=np.float32) / 2.0
+
+    weights = {"postgres": 1.0, "billing": 1.0}
+    every, _ = score_sentences("why postgres for billing", [hit(text)], encode, weights)
+    embedded_all = len(seen) - 1
+    seen.clear()
+    few, _ = score_sentences("why postgres for billing", [hit(text)], encode, weights, candidates=2)
+    assert embedded_all == 6 and len(seen) - 1 == 3  # the best sentence and its two neighbours
+    assert "The billing database moved to Postgres in 2023." in seen
+    assert "Parking is free on Fridays for everyone." not in seen
+    assert few[0].start == every[0].start  # the winner is the same

@@ -96,3 +96,21 @@ def test_unanswered_questions_and_feedback_show_up_as_knowledge_gaps(server, wor
     assert any("FIFA" in t["question"] for t in report["topics"])
     assert any("need the US numbers" in t["comments"] for t in report["topics"])
     assert (root / "indexes" / "example" / "querylog.sqlite").exists()
+
+
+def test_a_lesson_question_quotes_the_lessons_not_the_header_line(server):
+    """Issue 17: the post-mortem's header line (title, authors, date, incident number) was the answer."""
+    body = get(server, "/ask", q="what did we learn from the duplicate invoices incident")
+    assert body["answered"] is True, body
+    answer = body["answer"]
+    assert "Priya Raman, Aisha Bello" not in answer and "SEV-1 2023-017" not in answer, answer
+    assert not answer.startswith("Post-mortem:"), answer
+    assert "idempotent" in answer or "idempotency" in answer, answer  # the lesson / its action item
+    assert body["citations"][0]["source"].startswith("billing/lessons/postmortem-2023-11-duplicate-invoices.pdf")
+
+
+def test_a_why_question_quotes_the_context_that_gives_the_reason(server):
+    body = get(server, "/ask", q="why did we move billing to postgres")
+    assert body["answered"] is True, body
+    assert body["citations"][0]["source"] == "billing/decisions/adr-012-move-billing-to-postgres.md#context", body
+    assert quotes_gold(body["answer"], GOLD["e1"]["answer"]), body["answer"]

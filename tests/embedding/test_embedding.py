@@ -70,5 +70,7 @@ def test_queries_follow_the_backend_the_index_was_built_with(export_dir):
 def test_backend_and_export_folder_come_from_settings(tmp_path):
     from km_search.settings import Settings
 
-    embedder = Embedder.from_settings(Settings(index_dir=tmp_path, embed_backend="onnx-int8", embed_threads=1), "hr")
-    assert embedder.backend == "onnx-int8" and embedder.cache_dir == tmp_path / "hr" / "models" and embedder.threads == 1
+    settings = Settings(index_dir=tmp_path, cache_dir=tmp_path / "cache", embed_backend="onnx-int8", embed_threads=1)
+    embedder = Embedder.from_settings(settings, "hr")
+    assert embedder.backend == "onnx-int8" and embedder.cache_dir == tmp_path / "cache" and embedder.threads == 1
+    assert embedder.legacy_dir == tmp_path / "hr" / "models"  # an older index's own export, if it has one

@@ -100,3 +100,34 @@ def test_importing_the_package_loads_nothing_heavy():
             "print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_search_grouped_by_document(settings, fake_embedder):
+    """group=document: one entry per document with its best passage and more from it; k counts documents."""
+    writer = SnapshotWriter(settings.index_path("default"), {"name": "default", "model": {"name": fake_embedder.model_name}})
+    long_doc = Document(path="billing/guide.md", format="md", meta=DocumentMeta(title="Billing guide"), sections=tuple(
+        Section(f"Billing invoices part {i}: the billing run creates invoices for customers. "
+                + " ".join(f"filler{i}x{j}" for j in range(320)), ("Billing guide", f"Part {i}"),
+                anchor=f"part-{i}") for i in range(6)))  # long sections: each at least one passage
+    docs = [long_doc] + [
+        Document(path=path, format="md", sections=(Section(text, (title,), anchor="top"),), meta=DocumentMeta(title=title))
+        for path, title, text in DOCS]
+    for doc in docs:
+        chunks = chunk_document(doc)
+        writer.add(doc, SourceInfo(doc.path, "h", 1), chunks, fake_embedder.encode([c.indexed_text() for c in chunks]))
+    writer.publish()
+    with TestClient(create_app(settings, SearchService(settings, embedder=fake_embedder))) as c:
+        flat = c.get("/search", params={"q": "billing invoices customers", "k": 3, "mode": "lexical"}).json()
+        assert flat["groups"] is None and len(flat["hits"]) == 3
+        assert [h["doc_path"] for h in flat["hits"]] == ["billing/guide.md"] * 3  # one document fills the page
+        body = c.get("/search", params={"q": "billing invoices customers", "k": 2, "group": "document", "mode": "lexical"}).json()
+        groups = body["groups"]
+        assert [g["doc_path"] for g in groups][0] == "billing/guide.md" and len(groups) == 2
+        first = groups[0]
+        assert first["title"] == "Billing guide" and first["doc_id"] == first["best"]["doc_id"]
+        assert 1 <= len(first["more"]) <= 3 and all(h["doc_path"] == "billing/guide.md" for h in first["more"])
+        assert first["best"]["score"] >= max(h["score"] for h in first["more"])
+        assert [h["chunk_id"] for h in body["hits"]] == [g["best"]["chunk_id"] for g in groups]
+        second_page = c.get("/search", params={"q": "billing invoices customers", "k": 2, "offset": 1, "group": "document", "mode": "lexical"}).json()
+        assert [g["doc_path"] for g in second_page["groups"]] == [g["doc_path"] for g in groups][1:]
+        assert c.get("/search", params={"q": "billing", "group": "pages"}).status_code == 422

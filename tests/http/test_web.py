@@ -297,3 +297,53 @@ def test_widget_shows_the_answer_above_the_results(page, server, intranet):
     assert box.locator("a.cite").get_attribute("href") == server + hits[0]["url"]
     assert box.locator("a.cite").get_attribute("target") == "_blank"
     expect(page.locator("km-search [role=option]")).to_have_count(4)
+
+
+def test_results_show_before_the_answer_arrives(page, server):
+    """/search and /ask start together: the results are on the page while /ask is still pending."""
+    pending = []
+    page.route("**/ask?*", lambda route: pending.append(route))  # held: no answer until released
+    page.goto(server + "/?" + urllib.parse.urlencode({"q": QUERY}))
+    expect(page.locator(".result").first).to_be_visible()
+    expect(page.locator("#status")).to_contain_text("Results 1–")
+    assert len(pending) == 1, "the page asked /ask for an answer"
+    expect(page.locator("#answer")).to_be_hidden()
+    page.screenshot(path=SHOTS / "results-before-answer.png")
+    pending[0].continue_()
+    expect(page.locator("#answer")).to_be_visible()
+    expect(page.locator("#answer-text")).not_to_be_empty()
+    assert page.locator(".result").first.is_visible()
+    # the answer card sits above the results
+    assert page.locator("#answer").bounding_box()["y"] < page.locator(".result").first.bounding_box()["y"]
+
+
+def test_results_are_grouped_by_document(page, server):
+    page.goto(server + "/?" + urllib.parse.urlencode({"q": "why did we move billing to postgres"}))
+    results = page.locator(".result")
+    expect(results.first).to_be_visible()
+    expect(page.locator("#answer")).to_be_visible()
+    docs = [results.nth(i).locator("a.source").inner_text().split("#")[0] for i in range(3)]
+    assert len(set(docs)) == 3, docs
+    assert docs[0] == ADR
+    more = results.first.locator("details.more-from-doc")
+    expect(more.locator("summary")).to_contain_text("More from this document (")
+    expect(more.locator("ul")).to_be_hidden()  # collapsed
+    more.locator("summary").click()
+    links = more.locator("li a")
+    expect(links.first).to_be_visible()
+    assert all(links.nth(i).get_attribute("href").startswith(server + "/documents/") for i in range(links.count()))
+    page.screenshot(path=SHOTS / "grouped-results.png", full_page=True)
+
+
+def test_widget_shows_results_before_the_answer(page, server, intranet):
+    _embed(intranet, server, "wiki-pending.html", with_api=False)
+    pending = []
+    page.route("**/ask?*", lambda route: pending.append(route))
+    page.goto(intranet.allowed + "/wiki-pending.html")
+    page.locator("km-search input").fill(QUERY)
+    expect(page.locator("km-search [role=option]")).to_have_count(4)
+    expect(page.locator("km-search .answer")).to_be_hidden()
+    assert pending, "the widget asked /ask too"
+    pending[-1].continue_()
+    expect(page.locator("km-search .answer")).to_be_visible()
+    expect(page.locator("km-search [role=option]")).to_have_count(4)

@@ -262,3 +262,38 @@ def test_mbox_broken_and_empty_files(tmp_path, real):
         with pytest.raises(ParseError) as exc:
             parse_file(tmp_path / name, name)
         assert str(exc.value).startswith(error), (name, str(exc.value))
+
+
+# --- an mbox in a folder: one document per message ---------------------------------------------
+
+
+def test_ingest_makes_a_document_of_each_message_with_its_sender_and_re_embeds_only_a_new_one(
+        tmp_path, real, settings, fake_embedder):
+    from ingest.pipeline import ingest
+    from km_search.index.snapshot import Snapshot
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    archive = thread_mbox(docs / "list.mbox", real)
+    first = ingest([docs], settings, embedder=fake_embedder, progress=False)
+    snapshot = Snapshot.open(settings.index_path(settings.index))
+    rows = {r["path"]: r for r in snapshot.db.execute("SELECT path, authors, format, abs_path FROM documents")}
+    assert set(rows) == {"list.mbox#msg=1", "list.mbox#msg=2", "list.mbox#msg=4", "list.mbox#msg=5"}  # 3: empty
+    assert {r["format"] for r in rows.values()} == {"email"}
+    assert {r["abs_path"] for r in rows.values()} == {str(archive.resolve())}  # the viewer reads the archive
+    assert "bob@example.org" in rows["list.mbox#msg=5"]["authors"] and "bob" not in rows["list.mbox#msg=2"]["authors"]
+    sources = [s for (s,) in snapshot.db.execute("SELECT source FROM chunks")]
+    assert "list.mbox#msg=2" in sources and all(s.count("#") == 1 for s in sources)
+    assert first.failed == [] and first.added == 4
+
+    box = mailbox.mbox(archive)
+    late = EmailMessage()
+    late["From"] = "Dana Doe <dana@example.org>"
+    late["Subject"] = "Re: What programs does Debian provide for managing its packages?"
+    late["Message-ID"] = "<q6.dana@example.org>"
+    late.set_content("Synaptic is a graphical front end to apt that many newcomers find easier.\n")
+    box.add(late)
+    box.flush()
+    second = ingest([docs], settings, embedder=fake_embedder, progress=False)
+    assert (second.added, second.unchanged, second.updated) == (1, 4, 0)
+    assert second.embedded_chunks >= 1 and second.embedded_chunks < first.embedded_chunks

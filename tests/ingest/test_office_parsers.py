@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import EXAMPLES, KM, ROOT, start_server
+from helpers import EXAMPLES, KM, start_server
 from ingest.chunking import chunk_document
 from ingest.parsers import PARSERS, parse_file
 from ingest.parsers import _office, odf, pptx, xlsx

@@ -604,3 +604,29 @@ def test_pdf_without_text_layer(tmp_path):
     # a drawing and no text: OCR finds nothing (tests/ingest/test_ocr.py), or says to install tesseract
     with pytest.raises(ParseError, match=r"no extractable text: no text layer, and OCR found no text|page 1 has no text layer; install tesseract-ocr"):
         parse(write(tmp_path, "scan.pdf", buf.getvalue()))
+
+
+def test_pdf_glyphs_a_browser_cannot_draw_are_normalized():
+    """WinAnsi bullets pypdf passes through as 0x7F, Symbol-font bullets in the private-use area and
+    ligatures become text every font renders (they showed as boxes on the search page)."""
+    from ingest.parsers.pdf import normalize_glyphs
+
+    assert normalize_glyphs("Action items\n\x7f\nIntroduce keys.\n\x7f\nAdd a constraint.") == \
+        "Action items\n• Introduce keys.\n• Add a constraint."
+    assert normalize_glyphs("\uf0b7 first\n\uf0a7 second") == "• first\n▪ second"
+    assert normalize_glyphs("the ﬁle and the ﬂow, eﬀort") == "the file and the flow, effort"
+    assert normalize_glyphs("a\x00b\x9fc") == "abc"
+    assert normalize_glyphs("Ünïcödé – “quotes” · 38,940 £") == "Ünïcödé – “quotes” · 38,940 £"
+
+
+def test_example_pdfs_have_only_drawable_characters():
+    import unicodedata
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "corpus"
+    for path in sorted(root.rglob("*.pdf")):
+        doc = parse_file(path, str(path.relative_to(root)))
+        text = "".join(s.text for s in doc.sections)
+        odd = {c for c in text if unicodedata.category(c) in ("Cc", "Co", "Cn") and c != "\n"}
+        assert not odd, (path.name, sorted(map(hex, map(ord, odd))))
+    postmortem = parse_file(root / "billing/lessons/postmortem-2023-11-duplicate-invoices.pdf", "p.pdf")
+    assert "• Introduce idempotency keys" in postmortem.sections[-1].text

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from ingest.uploads import add_upload, delete_document
 from km_search.access.principals import normalize_groups
@@ -26,6 +26,7 @@ def router(settings: Settings, service: SearchService) -> APIRouter:
     @api.get("/documents/{doc_id}", response_class=Response, responses={
         200: {"description": "The original file (PDF, HTML) or an HTML text rendering (Markdown, Word, text).",
               "content": {"text/html": {}, "application/pdf": {}}},
+        307: {"description": "A crawled web page: a redirect to its own URL."},
         404: {"description": "No such document in the published snapshot, or not one the caller may read."},
     })
     def document(
@@ -35,6 +36,8 @@ def router(settings: Settings, service: SearchService) -> APIRouter:
     ) -> Response:
         """The source viewer: a hit's `url` (`/documents/{doc_id}#anchor` or `#page=N`) lands on its page or heading."""
         doc = service.document(doc_id, principal)  # 404 alike for unknown and unreadable documents
+        if doc.url is not None:  # a crawled page has no file here: its own URL is the original (the #anchor carries over)
+            return RedirectResponse(doc.url, status_code=307, headers=COMMON_HEADERS)
         if download:
             return FileResponse(doc.abs_path, filename=doc.abs_path.name, headers=COMMON_HEADERS)
         if doc.media_type is not None:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import create_model
 
 from km_search.http.deps import Filters, Reader
-from km_search.http.schemas import ExpertOut, ExpertsOut, HealthOut, HitOut, RecordOut, SearchOut, StatsOut
+from km_search.http.schemas import ExpertOut, ExpertsOut, GroupOut, HealthOut, HitOut, RecordOut, SearchOut, StatsOut
 from km_search.service import SearchService
 from km_search.settings import Settings
 from km_search.types import SearchFilters
@@ -29,11 +29,17 @@ def router(settings: Settings, service: SearchService) -> APIRouter:
         k: Annotated[int, Query(ge=1, le=settings.max_k, description="How many passages to return.")] = 10,
         offset: Annotated[int, Query(ge=0, le=10_000, description="Skip this many passages (paging).")] = 0,
         mode: Annotated[Literal["hybrid", "dense", "lexical"], Query(description="Retrieval mode.")] = "hybrid",
+        group: Annotated[Literal["passage", "document"], Query(
+            description="'document': one entry per document in `groups` (its best passage and more from it); "
+                        "k and offset then count documents.")] = "passage",
         filters: Filters = SearchFilters(),
     ) -> SearchOut:
-        result = service.search(q, k=k, offset=offset, mode=mode, filters=filters, principal=principal)
+        """Ranked passages, or with group=document the ranked documents, each with its best passage."""
+        result = service.search(q, k=k, offset=offset, mode=mode, filters=filters, principal=principal,
+                                group=group == "document")
+        groups = [GroupOut.of(g) for g in result.groups] if result.groups is not None else None
         return SearchOut(query=q, hits=[HitOut.of(h) for h in result.hits], k=k, offset=offset, took_ms=result.took_ms,
-                         query_id=result.query_id)
+                         query_id=result.query_id, groups=groups)
 
     @api.get("/experts", response_model=ExpertsOut)
     def experts(

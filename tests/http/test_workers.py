@@ -1,0 +1,147 @@
+"""`km serve --workers N` (issue #18): several processes on one socket, each building the app from the
+settings, sharing the query log and following new snapshots on their own."""
+
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from helpers import KM
+
+
+def test_the_app_factory_builds_the_app_from_the_settings(tmp_path, monkeypatch):
+    from fastapi import FastAPI
+
+    from km_search.http.app import create_app
+    from km_search.settings import get_settings
+
+    monkeypatch.setenv("KM_INDEX_DIR", str(tmp_path))
+    monkeypatch.setenv("KM_INDEX", "hr")
+    get_settings.cache_clear()
+    try:
+        app = create_app()  # what each worker calls ("km_search.http.app:create_app", factory=True)
+        assert isinstance(app, FastAPI) and app.state.service.index == "hr"
+    finally:
+        get_settings.cache_clear()
+
+
+def test_the_shared_socket_is_tcp_so_connections_get_nodelay():
+    from km_search.cli.serve import _listening_socket
+
+    sock = _listening_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
+        sock.listen()
+        client = socket.create_connection(sock.getsockname())
+        accepted, _ = sock.accept()
+        assert accepted.proto == socket.IPPROTO_TCP  # what asyncio checks before setting TCP_NODELAY
+        accepted.close()
+        client.close()
+    finally:
+        sock.close()
+
+
+def _append(path: str, worker: int, count: int) -> None:
+    from km_search.answers.querylog import QueryLog
+
+    log = QueryLog(path)
+    for i in range(count):
+        assert log.record("search", f"worker {worker} query {i}", results=1, latency_ms=1.0) is not None
+    log.close()
+
+
+def test_several_processes_append_to_one_query_log(tmp_path):
+    from km_search.answers.querylog import QueryLog
+
+    path = tmp_path / "querylog.sqlite"
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_append, args=(str(path), w, 60)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    import sqlite3
+
+    log = QueryLog(path)
+
+    rows = sqlite3.connect(path).execute("SELECT count(*), count(DISTINCT id) FROM queries").fetchone()
+    assert rows == (180, 180)
+    query_id = sqlite3.connect(path).execute("SELECT id FROM queries LIMIT 1").fetchone()[0]
+    assert log.add_feedback(query_id, helpful=True)  # feedback may reach another process than the query
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_workers_serve_share_the_log_and_all_swap_to_a_new_snapshot(tmp_path, workspace, ingest_report):
+    root, docs, env = workspace
+    shutil.copytree(root / "indexes", tmp_path / "indexes")
+    corpus = tmp_path / "docs"
+    shutil.copytree(docs, corpus, ignore=shutil.ignore_patterns("broken"))
+    env = {**env, "KM_INDEX_DIR": str(tmp_path / "indexes"), "KM_RELOAD_INTERVAL_S": "0.2", "KM_RATE_LIMIT": "0"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([*KM, "serve", "--index", "example", "--port", str(port), "--workers", "2"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        readers = tmp_path / "indexes" / "example" / ".readers"
+        deadline = time.time() + 120
+        while time.time() < deadline:  # both workers up: each holds the snapshot it serves
+            try:
+                _get(base + "/healthz")
+                if len([p for p in readers.iterdir() if int(p.name) != proc.pid]) >= 2:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("workers did not start: " + (tmp_path / "serve.log").read_text()[-2000:])
+        for i in range(20):  # new connections: the kernel spreads them over the workers
+            assert _get(f"{base}/search?q=postgres+billing+{i}&k=3")["hits"] is not None
+        db = tmp_path / "indexes" / "example" / "querylog.sqlite"
+        import sqlite3
+
+        assert sqlite3.connect(db).execute("SELECT count(*) FROM queries WHERE query LIKE 'postgres billing %'").fetchone()[0] == 20
+
+        (corpus / "zanzibar.md").write_text("# Zanzibar quorum\n\nThe zanzibar quorum protocol needs five voters.\n")
+        done = subprocess.run([*KM, "ingest", str(corpus), "--index", "example", "--json"], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        snapshot = json.loads(done.stdout)["snapshot"]
+        deadline = time.time() + 30
+        while time.time() < deadline:  # every worker's own follower swaps it in
+            held = [p.read_text().split()[0] for p in readers.iterdir() if int(p.name) != proc.pid and _alive(int(p.name))]
+            if len(held) >= 2 and all(h == snapshot for h in held):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"workers still hold {held}, not {snapshot}")
+        for _ in range(10):
+            hits = _get(f"{base}/search?q=zanzibar+quorum+voters&k=3")["hits"]
+            assert hits and "zanzibar" in hits[0]["text"].lower()
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def _alive(pid: int) -> bool:
+    """A reader file of a worker that died (and was replaced) is not a worker holding a snapshot."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
