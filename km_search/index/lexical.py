@@ -31,6 +31,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from km_search.index.dense import locate, rows_of
+from km_search.text import WORD
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are aren't as at be because been before
@@ -53,7 +54,6 @@ K1, B = 1.2, 0.75
 HEADING_WEIGHT = 2.0  # an occurrence in the title or heading path counts twice (measured: docs/quality.md)
 MAX_TF = 255  # occurrences stored per passage and column; BM25 saturates long before
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)  # unicode61: letters and digits; '_' separates
 _FILES = ("terms", "offsets", "rows", "tf", "lengths")
 
@@ -61,11 +61,11 @@ _FILES = ("terms", "offsets", "rows", "tf", "lengths")
 def query_terms(query: str) -> list[str]:
     """Lower-cased content words of the query, in order, without duplicates."""
     seen: dict[str, None] = {}
-    for token in _TOKEN.findall(query.lower()):
+    for token in WORD.findall(query.lower()):
         if token not in STOPWORDS and token not in seen:
             seen[token] = None
     if not seen:  # a query made only of stopwords still deserves an answer
-        seen = dict.fromkeys(_TOKEN.findall(query.lower()))
+        seen = dict.fromkeys(WORD.findall(query.lower()))
     return list(seen)
 
 
@@ -77,6 +77,8 @@ def _stemmer():
 
 
 def _fold(text: str) -> str:
+    """FTS5 unicode61's folding (lower-case, diacritics removed), which the postings must match
+    exactly (tests compare with FTS5): not km_search.text.fold, which casefolds ('ß' -> 'ss')."""
     text = text.lower()
     if text.isascii():
         return text

@@ -637,6 +637,7 @@ def test_each_office_format_is_found_with_its_deep_link(tmp_path, files, passage
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(run.stdout)
     assert not report["failed"], report["failed"]
+    assert report["skipped"] == 0 and not report["skipped_files"], "a folder of office files ingests with nothing skipped"
     assert {Path(f["path"]).suffix for f in report["files"] if f["status"] == "added"} == set(FORMATS)
 
     sents = sentences(passages)

@@ -134,6 +134,7 @@ def served(corpus):
 def test_every_new_format_is_ingested(served):
     report, _, _ = served
     assert report["failed"] == []
+    assert report["skipped"] == 0 and report["skipped_files"] == []  # nothing of the folder left unread
     indexed = {f["path"] for f in report["files"] if f["status"] == "added"}
     assert indexed == {"handbook/customizing.markdown", "handbook/pkgtools.mdx", "site/kernel.html.md.erb",
                        "notes/definitions.rtf", "books/debian-faq.epub", "mail/reply.eml",
