@@ -86,6 +86,8 @@ def _get(url: str) -> dict:
 def test_workers_serve_share_the_log_and_all_swap_to_a_new_snapshot(tmp_path, workspace, ingest_report):
     root, docs, env = workspace
     shutil.copytree(root / "indexes", tmp_path / "indexes")
+    # the copy must not carry the reader files of the session's own server, which is alive and reads the old snapshot
+    shutil.rmtree(tmp_path / "indexes" / "example" / ".readers", ignore_errors=True)
     corpus = tmp_path / "docs"
     shutil.copytree(docs, corpus, ignore=shutil.ignore_patterns("broken"))
     env = {**env, "KM_INDEX_DIR": str(tmp_path / "indexes"), "KM_RELOAD_INTERVAL_S": "0.2", "KM_RATE_LIMIT": "0"}
