@@ -22,13 +22,14 @@ import yaml
 from km_search.embedding.embedder import Embedder
 from km_search.errors import DocumentNotFound, UploadRejected
 from km_search.settings import Settings
+from km_search.index.snapshot import stored_content_hash
 from km_search.index.layout import MANIFEST, write_atomic
 from km_search.index.locks import current_snapshot_path, index_lock
 
 from .discovery import SourceFile, with_folder_metadata
 from .parsers import PARSERS, parser_for
 from .pipeline import (
-    EXCLUDED, UPLOADS, IngestReport, Job, Plan, new_manifest, apply_plan, content_hash, excluded_paths,
+    EXCLUDED, UPLOADS, IngestReport, Job, Plan, new_manifest, apply_plan, excluded_paths,
     reusable_base, source_info,
 )
 
@@ -114,6 +115,7 @@ def delete_document(settings: Settings, index: str, embedder: Embedder, path: st
         if base is None:
             raise DocumentNotFound(f"no document {path!r} in index '{index}'")
         report = IngestReport(index=index)
+        digest = stored_content_hash(base, path) or ""
         apply_plan(Plan(base=base, removed=[path]), index_path, manifest, settings, embedder, report)
         if not report.removed:
             raise DocumentNotFound(f"no document {path!r} in index '{index}'")
@@ -121,16 +123,13 @@ def delete_document(settings: Settings, index: str, embedder: Embedder, path: st
         if parts[0] == UPLOADS and len(parts) == 3:
             shutil.rmtree(index_path / UPLOADS / parts[1], ignore_errors=True)
         else:
-            _exclude(index_path, path, manifest)
+            _exclude(index_path, path, digest)
     return report
 
 
-def _exclude(index_path: Path, path: str, manifest: dict) -> None:
-    """Remember a deleted document by path and content hash (of its file as it is now)."""
-    from .discovery import scan
-
+def _exclude(index_path: Path, path: str, digest: str) -> None:
+    """Remember a deleted document by path and the content hash the index held for it (a file, a
+    message of a mailbox or a crawled page alike): it stays out until its content changes."""
     excluded = excluded_paths(index_path)
-    files = scan([Path(r) for r in manifest["roots"] if Path(r).exists()]).files
-    digest = next((content_hash(f.path) for f in files if f.rel == path), "")
     excluded[path] = digest
     write_atomic(index_path / EXCLUDED, json.dumps(excluded, indent=2, sort_keys=True))

@@ -297,3 +297,18 @@ def test_ingest_makes_a_document_of_each_message_with_its_sender_and_re_embeds_o
     second = ingest([docs], settings, embedder=fake_embedder, progress=False)
     assert (second.added, second.unchanged, second.updated) == (1, 4, 0)
     assert second.embedded_chunks >= 1 and second.embedded_chunks < first.embedded_chunks
+
+
+def test_a_message_deleted_through_the_api_stays_out_while_the_archive_keeps_it(tmp_path, real, settings,
+                                                                                 fake_embedder):
+    from ingest.pipeline import ingest
+    from ingest.uploads import delete_document
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    thread_mbox(docs / "list.mbox", real)
+    ingest([docs], settings, embedder=fake_embedder, progress=False)
+    report = delete_document(settings, settings.index, fake_embedder, "list.mbox#msg=2")
+    assert report.removed == 1
+    again = ingest([docs], settings, embedder=fake_embedder, progress=False)
+    assert "list.mbox#msg=2" not in {f.path for f in again.files} and again.documents == 3
