@@ -30,7 +30,7 @@ from km_search.index.context import Windows
 from km_search.embedding.embedder import Embedder
 from km_search.errors import NothingToPublish
 from km_search.settings import Settings
-from km_search.index.layout import FORMAT_VERSION, MANIFEST, SourceInfo
+from km_search.index.layout import DATABASE, FORMAT_VERSION, MANIFEST, SourceInfo
 from km_search.index.writer import SnapshotWriter
 from km_search.index.locks import current_snapshot_path, index_lock
 from km_search.types import Chunk, Document, DocumentMeta, Section
@@ -211,7 +211,7 @@ def previous_documents(base: Path | None) -> dict[str, Previous]:
     """path -> what `base` holds of that document (nothing without a base)."""
     if base is None:
         return {}
-    db = sqlite3.connect(f"file:{base / 'chunks.sqlite'}?mode=ro", uri=True)
+    db = sqlite3.connect(f"file:{base / DATABASE}?mode=ro", uri=True)
     try:
         return {r[0]: Previous(*r[1:]) for r in db.execute(
             "SELECT path, content_hash, size, mtime_ns, meta_hash FROM documents")}

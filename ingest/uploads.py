@@ -22,14 +22,13 @@ import yaml
 from km_search.embedding.embedder import Embedder
 from km_search.errors import DocumentNotFound, UploadRejected
 from km_search.settings import Settings
-from km_search.index.snapshot import stored_content_hash
 from km_search.index.layout import MANIFEST, write_atomic
 from km_search.index.locks import current_snapshot_path, index_lock
 
 from .discovery import SourceFile, with_folder_metadata
 from .parsers import PARSERS, parser_for
 from .pipeline import (
-    EXCLUDED, UPLOADS, IngestReport, Job, Plan, new_manifest, apply_plan, excluded_paths,
+    EXCLUDED, UPLOADS, IngestReport, Job, Plan, new_manifest, apply_plan, excluded_paths, previous_documents,
     reusable_base, source_info,
 )
 
@@ -115,7 +114,8 @@ def delete_document(settings: Settings, index: str, embedder: Embedder, path: st
         if base is None:
             raise DocumentNotFound(f"no document {path!r} in index '{index}'")
         report = IngestReport(index=index)
-        digest = stored_content_hash(base, path) or ""
+        held = previous_documents(base).get(path)
+        digest = held.content_hash if held else ""
         apply_plan(Plan(base=base, removed=[path]), index_path, manifest, settings, embedder, report)
         if not report.removed:
             raise DocumentNotFound(f"no document {path!r} in index '{index}'")

@@ -18,33 +18,12 @@ from km_search.experts.ranking import experts_from_ranking
 from km_search.embedding.rerank import Reranker
 from km_search.answers.ask import QuestionAnswering
 from km_search.search.query import check_k, check_offset, validated_query
+from km_search.search.records import current_first
 from km_search.search.retrieval import Mode, Retriever
 from km_search.settings import Settings
 from km_search.index.snapshot import Snapshot
 from km_search.index.locks import current_snapshot_path, hold_snapshots, release_snapshots
 from km_search.types import AskResult, ExpertResult, GapReport, SearchFilters, SearchResult
-
-
-# Records no longer in force. Among hits of about equal relevance, /decisions lists the current record
-# first: a record with one of these statuses has its score multiplied by NOT_CURRENT_FACTOR, so it
-# still comes first when it is clearly the better match (asked about by name), and falls behind the
-# record that replaced it on the same topic, whose score is usually within a few percent of its own.
-NOT_CURRENT = frozenset({"superseded", "deprecated", "rejected", "abandoned", "reverted", "withdrawn"})
-NOT_CURRENT_FACTOR = 0.85
-
-
-def current_first(ranked: list[tuple], docs: dict[int, tuple[int, str | None]], k: int) -> list[tuple]:
-    """The best passage of each of the k best documents, with the scores of records no longer in
-    force (NOT_CURRENT) scaled by NOT_CURRENT_FACTOR before they are compared. `ranked` holds
-    (chunk id, score, dense, lexical) tuples; `docs` maps chunk id -> (doc id, status)."""
-    best: dict[int, tuple] = {}
-    for cid, score, *rest in ranked:
-        doc_id, status = docs[cid]
-        if (status or "").lower() in NOT_CURRENT:
-            score -= abs(score) * (1 - NOT_CURRENT_FACTOR)  # scaled, whatever the sign of the fused score
-        if doc_id not in best or score > best[doc_id][1]:
-            best[doc_id] = (cid, score, *rest)
-    return sorted(best.values(), key=lambda item: -item[1])[:k]
 
 
 @lru_cache(maxsize=1)

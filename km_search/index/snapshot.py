@@ -22,16 +22,6 @@ from km_search.text import fold
 from km_search.types import DocumentMeta, SearchFilters
 
 
-def stored_content_hash(snapshot_folder: Path, path: str) -> str | None:
-    """The content hash a published snapshot holds for one document, without opening its shards."""
-    db = sqlite3.connect(f"file:{snapshot_folder / DATABASE}?mode=ro", uri=True)
-    try:
-        row = db.execute("SELECT content_hash FROM documents WHERE path = ?", (path,)).fetchone()
-    finally:
-        db.close()
-    return row[0] if row else None
-
-
 def meta_from_row(row: sqlite3.Row) -> DocumentMeta:
     return DocumentMeta(
         title=row["title"],

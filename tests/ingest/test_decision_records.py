@@ -25,7 +25,8 @@ from ingest.metadata import (
 from ingest.pipeline import ingest, source_info
 from ingest.workers import parse_one
 from km_search.index.snapshot import Snapshot
-from km_search.service import NOT_CURRENT_FACTOR, SearchService, current_first
+from km_search.search.records import NOT_CURRENT_FACTOR, current_first
+from km_search.service import SearchService
 from km_search.settings import Settings
 from km_search.types import DocumentMeta, Section
 
