@@ -17,6 +17,7 @@ import json
 import sqlite3
 import tempfile
 import time
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field, replace
 from itertools import groupby
 from pathlib import Path
@@ -65,6 +66,8 @@ class IngestReport:
     skipped: int = 0  # files of unsupported formats (not parsed at all)
     full_rebuild: str | None = None  # why every file was processed, when it was
     took_s: float = 0.0
+    engine: str = "local"  # "local" | "ray": where files were parsed and embedded
+    ray_workers: int = 0  # Ray actors that parsed and embedded (engine "ray")
     failed: list[dict[str, str]] = field(default_factory=list)
     skipped_files: list[dict[str, str]] = field(default_factory=list)  # {path, reason}: nothing to index
     warnings: list[str] = field(default_factory=list)  # metadata that could not be read (sidecars, git)
@@ -274,9 +277,11 @@ def ingest(
     batch_files: int = 16,
     full: bool = False,
     sources: Sequence[Source] | None = None,
+    ray_address: str | None = None,
 ) -> IngestReport:
     """Bring the index up to date with `roots` (folders, files, http(s) URLs of sites to crawl; or
     the given `sources`, ingest/sources/) and publish a new snapshot when anything changed.
+    With `ray_address`, files are parsed and embedded on that Ray cluster (ingest/cluster.py).
 
     The previous snapshot serves until the new one is complete; killing the run at any point leaves
     it in place. A file that fails keeps its previous version in the index, if it had one.
@@ -301,7 +306,7 @@ def ingest(
         plan.full_rebuild = why
         # Links out of the root, pipes, unreadable files: reported; an indexed one becomes removed.
         plan.failed.extend(FileOutcome(rel, "failed", error=why) for rel, why in found.rejected)
-        apply_plan(plan, index_path, manifest, settings, embedder, report, progress, batch_files)
+        apply_plan(plan, index_path, manifest, settings, embedder, report, progress, batch_files, ray_address)
         outcomes = {f.path: f.status for f in report.files}
         for source in sources:
             if hasattr(source, "finish"):
@@ -311,7 +316,7 @@ def ingest(
 
 
 def apply_plan(plan: Plan, index_path: Path, manifest: dict, settings: Settings, embedder: Embedder,
-               report: IngestReport, progress: bool = False, batch_files: int = 16) -> None:
+               report: IngestReport, progress: bool = False, batch_files: int = 16, ray_address: str | None = None) -> None:
     """Process the plan's jobs and publish the result (nothing is published when nothing changed)."""
     report.full_rebuild = plan.full_rebuild
     report.unchanged = len(plan.unchanged)
@@ -320,7 +325,8 @@ def apply_plan(plan: Plan, index_path: Path, manifest: dict, settings: Settings,
         report.files.extend(plan.failed)
         _finish(report, plan.base)
         return
-    writer = SnapshotWriter(index_path, manifest, base=plan.base, index_options=lambda rows: dense.options(settings, rows))
+    writer = SnapshotWriter(index_path, manifest, shard_rows=settings.shard_rows, base=plan.base,
+                            index_options=lambda rows: dense.options(settings, rows))
     try:
         for path in plan.removed:
             writer.remove(path)
@@ -331,7 +337,7 @@ def apply_plan(plan: Plan, index_path: Path, manifest: dict, settings: Settings,
                 writer.touch(path, source)
         report.files.extend(plan.failed)
         if plan.jobs:
-            _process_jobs(plan.jobs, writer, settings, embedder, report, progress, batch_files)
+            _process_jobs(plan.jobs, writer, settings, embedder, report, progress, batch_files, ray_address)
         report.files.sort(key=lambda f: f.path)
         _list_problems(report)
         report.added = sum(f.status == "added" for f in report.files)
@@ -355,18 +361,35 @@ def apply_plan(plan: Plan, index_path: Path, manifest: dict, settings: Settings,
     _finish(report, published)
 
 
-def _process_jobs(jobs: Sequence[Job], writer: SnapshotWriter, settings: Settings, embedder: Embedder,
-                  report: IngestReport, progress: bool, batch_files: int) -> None:
-    """Parse in worker processes, embed here, add to the writer: batch i+1 parses while batch i embeds."""
-    status = {j.file.rel: j.status for j in jobs}
-    batches = list(_batches([(j.file, j.source) for j in jobs], batch_files))
-    with ParsePool(settings) as pool, _progress(progress, len(jobs)) as advance:
+def _local_batches(batches: Sequence[Sequence[tuple[SourceFile, SourceInfo]]], settings: Settings,
+                   embedder: Embedder) -> Iterator[tuple[Sequence, list[ParsedFile], list[FileOutcome]]]:
+    """Parse in worker processes, embed here: batch i+1 parses while batch i embeds."""
+    with ParsePool(settings) as pool:
         pending = pool.parse(batches[0])
         for i, batch in enumerate(batches):
             results = list(pending)
             if i + 1 < len(batches):
                 pending = pool.parse(batches[i + 1])
-            parsed, failures = embed_batch(batch, results, embedder)
+            yield batch, *embed_batch(batch, results, embedder)
+
+
+def _process_jobs(jobs: Sequence[Job], writer: SnapshotWriter, settings: Settings, embedder: Embedder,
+                  report: IngestReport, progress: bool, batch_files: int, ray_address: str | None = None) -> None:
+    """Parse and embed batch by batch (here, or on a Ray cluster), adding each file to the writer
+    in job order, so ids do not depend on where the work ran."""
+    status = {j.file.rel: j.status for j in jobs}
+    batches = list(_batches([(j.file, j.source) for j in jobs], batch_files))
+    with ExitStack() as stack:
+        if ray_address:
+            from .cluster import RayIngest
+
+            cluster = stack.enter_context(RayIngest(settings, writer.manifest["name"], ray_address))
+            report.engine, report.ray_workers = "ray", cluster.workers
+            done = cluster.process(batches)
+        else:
+            done = stack.enter_context(closing(_local_batches(batches, settings, embedder)))
+        advance = stack.enter_context(_progress(progress, len(jobs)))
+        for batch, parsed, failures in done:
             for p in parsed:
                 writer.add(p.doc, p.source, p.chunks, p.vectors, p.windows)
                 report.files.append(FileOutcome(p.doc.path, status[p.doc.path], chunks=len(p.chunks)))
@@ -437,7 +460,7 @@ def index_passages(passages: Sequence[dict], settings: Settings, index: str, emb
         for p in passages
     ]
     with index_lock(index_path):
-        writer = SnapshotWriter(index_path, new_manifest(index, settings, embedder, []))
+        writer = SnapshotWriter(index_path, new_manifest(index, settings, embedder, []), shard_rows=settings.shard_rows)
         encoded = [embedder.encode_passages([c.indexed_text() for c in chunks[i : i + 256]])
                    for i in range(0, len(chunks), 256)]
         vectors = np.concatenate([v for v, _ in encoded]) if encoded else np.zeros((0, 0), np.float32)

@@ -88,3 +88,9 @@ class UploadRejected(KmError):
     def __init__(self, message: str, status_code: int = 422):
         super().__init__(message)
         self.status_code = status_code
+
+
+class ClusterUnavailable(KmError):
+    """No Ray cluster at the address given, or a shard of a served snapshot that stays unreachable."""
+
+    status_code = 503

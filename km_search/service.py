@@ -41,9 +41,12 @@ def _ms_since(started: float) -> float:
 
 
 class SearchService:
-    def __init__(self, settings: Settings, index: str | None = None, embedder: Embedder | None = None):
+    def __init__(self, settings: Settings, index: str | None = None, embedder: Embedder | None = None,
+                 ray_address: str | None = None):
+        """`ray_address`: serve the snapshot's shards on that Ray cluster (km_search/cluster/serving.py)."""
         _one_blas_thread()
         self.settings = settings
+        self.ray_address = ray_address
         self.index = index or settings.index
         self.index_path: Path = settings.index_path(self.index)
         self.embedder = embedder or Embedder.from_settings(settings, self.index, queries=True)
@@ -55,14 +58,29 @@ class SearchService:
 
     def load(self) -> "SearchService":
         """Open the published snapshot and warm the model, so the first query is as fast as the rest."""
-        snapshot = Snapshot.open(self.index_path, self.index)
+        snapshot = self._open()
         self._check_model(snapshot)
         self.embedder.encode(["warm up"])
         with self._lock:
             old, self._retriever = self._retriever, Retriever(snapshot, self.embedder, self.settings, self.reranker)
             # Requests that took the old snapshot may still read it: garbage collection keeps both.
             hold_snapshots(self.index_path, [snapshot.snapshot_id] + ([old.snapshot.snapshot_id] if old else []))
+        if old is not None and self.ray_address:
+            from km_search.cluster.serving import retire
+
+            retire(old.snapshot)
         return self
+
+    def _open(self) -> Snapshot:
+        """The published snapshot, its shards here or (with a Ray address) on Ray Serve deployments
+        that are all up before it is returned, so a swap never waits on one."""
+        if not self.ray_address:
+            return Snapshot.open(self.index_path, self.index)
+        from km_search.cluster.connect import connect
+        from km_search.cluster.serving import deploy
+
+        connect(self.ray_address)
+        return deploy(self.index_path, self.index)
 
     def _check_model(self, snapshot: Snapshot) -> None:
         self.embedder.match_index(snapshot.manifest.get("model", {}))  # queries as the passages were embedded
@@ -92,8 +110,13 @@ class SearchService:
         return True
 
     def close(self) -> None:
-        """Let garbage collection have this process's snapshots (at server shutdown)."""
+        """Let garbage collection have this process's snapshots, and the cluster its shard
+        deployments (at server shutdown)."""
         release_snapshots(self.index_path)
+        if self.ray_address and self._retriever is not None:
+            from km_search.cluster.serving import retire
+
+            retire(self._retriever.snapshot, after_s=0)
 
     def search(
         self, query: str, k: int = 10, offset: int = 0, mode: Mode = "hybrid", filters: SearchFilters | None = None,

@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(
         2048, ge=0, description="Address-space cap of each parse worker in MB (RLIMIT_AS); 0 = no cap."
     )
+    shard_rows: int = Field(
+        500_000, ge=1, description="Passages per shard of a snapshot written from now on (each shard is one FAISS index, BM25 postings and windows; `km serve --ray` serves one per Ray Serve deployment)."
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster for `km ingest --ray` and `km serve --ray` when the option is not given: `auto` (the cluster `ray start` made here, or RAY_ADDRESS), `local` (start one in-process) or `ray://host:10001` (docs/scale-out.md)."
+    )
+    ray_workers: int | None = Field(
+        None, ge=1, description="Ingest workers on the Ray cluster (each parses and embeds batches of files, loading the model once); unset: one per CPU the cluster has."
+    )
     keep_snapshots: int = Field(
         3, ge=1, description="Published snapshots kept per index (besides any a running server still reads)."
     )

@@ -60,6 +60,10 @@ def test_typer_only_in_cli():
     assert _violations(lambda m, t: _is(t, "typer") and not _is(m, "km_search.cli")) == []
 
 
+def test_ray_only_in_the_cluster_modules():
+    assert _violations(lambda m, t: _is(t, "ray") and not (_is(m, "km_search.cluster") or m == "ingest.cluster")) == []
+
+
 def test_query_side_never_imports_ingestion():
     edges = ("km_search.http", "km_search.cli")
     assert _violations(lambda m, t: _is(m, "km_search") and not any(_is(m, e) for e in edges) and _is(t, "ingest")) == []

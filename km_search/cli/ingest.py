@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -27,6 +27,9 @@ def ingest(
     as_json: JsonOpt = False,
     full: Annotated[bool, typer.Option("--full", help="Re-process every file, not only the changed ones.")] = False,
     watch: Annotated[bool, typer.Option("--watch", help="Stay running and ingest again whenever files change.")] = False,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", help="Parse and embed on this Ray cluster: auto, local or an address (default KM_RAY_ADDRESS; "
+                      "docs/scale-out.md).")] = None,
 ) -> None:
     """Bring the index up to date with PATHS: only new and changed files are parsed and embedded,
     documents of deleted files are dropped, and a new snapshot is published when anything changed.
@@ -43,13 +46,17 @@ def ingest(
     settings = _settings()
     targets: list[Path | str] = [p if is_url(p) else Path(p) for p in paths]
     if watch:
+        if ray:
+            _fail("--watch ingests on this machine (it keeps the model loaded between runs); "
+                  "run `km ingest --ray` from a scheduler instead")
         if any(is_url(p) for p in paths):
             _fail("--watch follows folders; to keep a crawled site current, run `km ingest URL` again "
                   "(e.g. hourly from cron): re-crawls only fetch what changed")
         _watch([Path(p) for p in paths], settings, index, as_json)
         return
     try:
-        report = run_ingest(targets, settings, index=index, progress=not as_json and sys.stderr.isatty(), full=full)
+        report = run_ingest(targets, settings, index=index, progress=not as_json and sys.stderr.isatty(), full=full,
+                            ray_address=ray or settings.ray_address)
     except NothingToPublish as exc:
         if as_json and exc.report is not None:
             typer.echo(json.dumps(exc.report.to_json(), indent=2))
@@ -73,6 +80,7 @@ def _print_report(console, report) -> None:
         + (f"; {report.skipped} unsupported files skipped" if report.skipped else "")
         + (f"; {len(report.skipped_files)} files with nothing to index skipped" if report.skipped_files else "")
         + (f"; full rebuild: {report.full_rebuild}" if report.full_rebuild else "")
+        + (f"; on Ray, {report.ray_workers} workers" if report.engine == "ray" else "")
     )
     if report.crawl:
         c = report.crawl

@@ -24,6 +24,9 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="Bind address (default KM_HOST).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default KM_PORT).")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Server processes (default KM_WORKERS).")] = None,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", help="Serve the shards on this Ray cluster, one Ray Serve deployment each: auto, local or an "
+                      "address (default KM_RAY_ADDRESS; docs/scale-out.md).")] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import os
@@ -36,13 +39,16 @@ def serve(
 
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from km_search.errors import AuthConfigError
+    from km_search.errors import AuthConfigError, ClusterUnavailable
 
-    try:
-        app_ = create_app(settings, SearchService(settings, index))  # checks the configuration before serving
-    except AuthConfigError as exc:
-        _fail(str(exc))
+    ray = ray or settings.ray_address
     count = workers or settings.workers
+    if ray and count > 1:
+        _fail("--ray serves with one front process (it owns the shard deployments); leave --workers at 1")
+    try:  # checks the configuration before serving; with --ray, deploys the shards
+        app_ = create_app(settings, SearchService(settings, index, ray_address=ray))
+    except (AuthConfigError, ClusterUnavailable) as exc:
+        _fail(str(exc))
     # proxy_headers off: the client address must be the real peer, which KM_TRUSTED_PROXIES and
     # the rate limit judge; X-Forwarded-For from anyone would otherwise rewrite it.
     options = dict(host=host or settings.host, port=port or settings.port, log_level="info", proxy_headers=False)

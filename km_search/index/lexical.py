@@ -193,31 +193,45 @@ class LexicalIndex:
     """The postings of all shards of a snapshot, with the corpus statistics BM25 needs."""
 
     def __init__(self, shards: Sequence[Postings], shard_ids: Sequence[np.ndarray],
-                 k1: float | None = None, b: float | None = None):
-        self.k1 = k1 = K1 if k1 is None else k1
-        b = B if b is None else b
+                 k1: float | None = None, b: float | None = None, corpus: tuple[int, int] | None = None):
+        """`corpus`: (passages, tokens) of the whole snapshot when these postings are only some of
+        its shards (a shard served on its own, km_search/cluster/), so scores stay the snapshot's."""
+        self.k1 = K1 if k1 is None else k1
+        self.b = B if b is None else b
         self.shards = list(shards)
         self.shard_ids = list(shard_ids)  # chunk ids of each shard's rows, ascending
-        self.total = sum(p.row_count for p in self.shards)
-        tokens_total = sum(int(p.lengths.sum(dtype=np.int64)) for p in self.shards)
-        average = tokens_total / self.total if self.total else 1.0
-        # The length normalization of each row, fixed for the snapshot's life.
-        self._norms = [(k1 * (1 - b + b * p.lengths / max(average, 1e-9))).astype(np.float32) for p in self.shards]
+        self.total, self.tokens = corpus or (sum(p.row_count for p in self.shards),
+                                             sum(int(p.lengths.sum(dtype=np.int64)) for p in self.shards))
+        self._norms: list[np.ndarray] | None = None
 
-    def _terms(self, query: str) -> list[int]:
+    @property
+    def norms(self) -> list[np.ndarray]:
+        """The length normalization of each row, fixed for the snapshot's life (made at first use:
+        an index that only counts terms, as a sharded service's front does, never needs it)."""
+        if self._norms is None:
+            average = self.tokens / self.total if self.total else 1.0
+            self._norms = [(self.k1 * (1 - self.b + self.b * p.lengths / max(average, 1e-9))).astype(np.float32)
+                           for p in self.shards]
+        return self._norms
+
+    def terms(self, query: str) -> list[int]:
+        """The query's term hashes, as `scored` matches them."""
         hashes: dict[int, None] = {}
         for word in query_terms(query):
             for token in tokens(word):
                 hashes.setdefault(term_hash(token), None)
         return list(hashes)
 
-    def _allowed_rows(self, allowed: np.ndarray | None) -> list[np.ndarray | None]:
+    def allowed_rows(self, allowed: np.ndarray | None) -> list[np.ndarray | None]:
         if allowed is None:
             return [None] * len(self.shards)
         return [rows_of(ids, allowed) for ids in self.shard_ids]
 
     def idf(self, term: int) -> float:
         df = sum(b - a for a, b in (p.span(term) for p in self.shards))
+        return self.idf_of(df)
+
+    def idf_of(self, df: int) -> float:
         value = math.log((self.total - df + 0.5) / (df + 0.5))
         return value if value > 0 else 1e-6  # as FTS5: a term in most passages still counts a little
 
@@ -231,11 +245,15 @@ class LexicalIndex:
     def scored(self, query: str, allowed: np.ndarray | None = None, heading_weight: float | None = None) -> "LexicalScores":
         """Every passage's score for the query, shard by shard: its top n, and the score of any
         passage ranking asks about later (a neighbour of a candidate, a dense candidate)."""
-        terms = self._terms(query)
+        terms = self.terms(query)
+        return self.scored_terms(terms, [self.idf(t) for t in terms], allowed, heading_weight)
+
+    def scored_terms(self, terms: Sequence[int], idfs: Sequence[float], allowed: np.ndarray | None = None,
+                     heading_weight: float | None = None) -> "LexicalScores":
+        """`scored` for analysed terms and their idfs (a shard served alone gets the snapshot's)."""
         heading_weight = HEADING_WEIGHT if heading_weight is None else heading_weight
-        idfs = [self.idf(t) for t in terms]
         per_shard = []
-        for postings, norms in zip(self.shards, self._norms):
+        for postings, norms in zip(self.shards, self.norms):
             scores = np.zeros(postings.row_count if terms else 0, dtype=np.float32)
             for term, idf in zip(terms, idfs):
                 a, b = postings.span(term)
@@ -244,7 +262,7 @@ class LexicalIndex:
                 rows = postings.rows[a:b]
                 scores[rows] += self._bm25(postings.tf[a:b], norms[rows], idf, heading_weight)
             per_shard.append(scores)
-        return LexicalScores(self.shard_ids, per_shard, self._allowed_rows(allowed))
+        return LexicalScores(self.shard_ids, per_shard, self.allowed_rows(allowed))
 
     def _bm25(self, tf: np.ndarray, norms: np.ndarray, idf: float, heading_weight: float) -> np.ndarray:
         f = heading_weight * tf[:, 0].astype(np.float32) + tf[:, 1]
@@ -255,7 +273,7 @@ class LexicalIndex:
         tokens counts passages holding all of them); with `allowed`, only among those chunk ids, so a
         reader's answer confidence owes nothing to documents they may not read."""
         masks = []
-        for postings, rows_allowed in zip(self.shards, self._allowed_rows(allowed)):
+        for postings, rows_allowed in zip(self.shards, self.allowed_rows(allowed)):
             mask = None
             if rows_allowed is not None:
                 mask = np.zeros(postings.row_count, dtype=bool)

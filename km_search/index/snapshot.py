@@ -36,6 +36,20 @@ def meta_from_row(row: sqlite3.Row) -> DocumentMeta:
     )
 
 
+def published(index_path: Path, name: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """The folder and manifest of the index's published snapshot, checked to be readable here."""
+    path = current_snapshot_path(index_path)
+    if path is None:
+        raise IndexNotFound(name or index_path.name, str(index_path.parent))
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"index at {path} has format {manifest.get('format_version')}, this km-search reads "
+            f"{FORMAT_VERSION}: rebuild it with `km ingest PATH --index {index_path.name}`"
+        )
+    return path, manifest
+
+
 @dataclass
 class Snapshot:
     """A published snapshot opened for reading: manifest, dense shards, raw vectors memory-mapped,
@@ -50,20 +64,20 @@ class Snapshot:
 
     @classmethod
     def open(cls, index_path: Path, name: str | None = None) -> "Snapshot":
-        path = current_snapshot_path(index_path)
-        if path is None:
-            raise IndexNotFound(name or index_path.name, str(index_path.parent))
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexMismatch(
-                f"index at {path} has format {manifest.get('format_version')}, this km-search reads "
-                f"{FORMAT_VERSION}: rebuild it with `km ingest PATH --index {index_path.name}`"
-            )
+        path, manifest = published(index_path, name)
+        return cls.of_shards(path, manifest, range(len(manifest.get("shards", []))))
+
+    @classmethod
+    def of_shards(cls, path: Path, manifest: dict[str, Any], numbers: Iterable[int],
+                  corpus: tuple[int, int] | None = None) -> "Snapshot":
+        """The snapshot at `path` with only these shards loaded; `corpus` (passages, tokens): the
+        BM25 statistics of all its shards, when these are not all of them (one shard served alone)."""
+        entries = [manifest["shards"][n] for n in numbers]
         shards = [dense.read_index(path / s["file"], dense.open_vectors(path / s["vectors"]), np.load(path / s["ids"]))
-                  for s in manifest.get("shards", [])]
-        lexical = LexicalIndex([Postings.load(path / s["bm25"]) for s in manifest.get("shards", [])],
-                               [shard.ids for shard in shards])
-        contexts = [ShardContext.load(path / s["context"]) for s in manifest.get("shards", [])]
+                  for s in entries]
+        lexical = LexicalIndex([Postings.load(path / s["bm25"]) for s in entries], [shard.ids for shard in shards],
+                               corpus=corpus)
+        contexts = [ShardContext.load(path / s["context"]) for s in entries]
         return cls(path=path, manifest=manifest, shards=shards, lexical=lexical, contexts=contexts)
 
     @property
@@ -92,14 +106,18 @@ class Snapshot:
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these chunk ids, in that order (ids not in the snapshot are left out)."""
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        found, out = self.held_vectors(np.asarray(ids, dtype=np.int64).reshape(-1))
+        return out if found.all() else out[found]
+
+    def held_vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which of `ids` the snapshot holds, their vectors: zeros where not held)."""
         dim = int(self.manifest.get("model", {}).get("dimension") or (self.shards[0].d if self.shards else 0))
         out = np.zeros((len(ids), dim), dtype=np.float32)
         found = np.zeros(len(ids), dtype=bool)
         for number, held, rows in self._locate(ids):
             out[held] = self.shards[number].vectors[rows]
             found[held] = True
-        return out if found.all() else out[found]
+        return found, out
 
     def _locate(self, ids: np.ndarray) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
         """(shard number, positions in `ids`, rows in that shard) of the ids each shard holds."""
@@ -116,14 +134,24 @@ class Snapshot:
             out[held] = self.contexts[number].windows.best(query, rows)
         return out
 
+    def dense_scores(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each chunk id's pooled cosine with the query (0: not held) and best window cosine (NaN:
+        no windows, or not held): what the context step rescores candidates with, in one call."""
+        return self.held_vectors(ids)[1] @ query, self.window_scores(query, ids)
+
     def neighbors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Chunk ids of the passage before and after each of `ids` in the same section (-1: none)."""
-        continues = np.zeros(len(ids), dtype=bool)  # id continues id - 1
-        continued = np.zeros(len(ids), dtype=bool)  # id + 1 continues id
+        continues, continued = self.continuity(ids)
+        return np.where(continues, ids - 1, -1), np.where(continued, ids + 1, -1)
+
+    def continuity(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each id continues id - 1, and whether id + 1 continues it (False: not held)."""
+        continues = np.zeros(len(ids), dtype=bool)
+        continued = np.zeros(len(ids), dtype=bool)
         for flags, probe in ((continues, ids), (continued, ids + 1)):
             for number, held, rows in self._locate(probe):
                 flags[held] = self.contexts[number].continues[rows]
-        return np.where(continues, ids - 1, -1), np.where(continued, ids + 1, -1)
+        return continues, continued
 
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, sqlite3.Row]:
         ids = list(ids)

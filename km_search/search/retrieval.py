@@ -149,13 +149,14 @@ class Retriever:
             best = best[scores[best] > 0] if positive else best
             return list(zip(ids[best].tolist(), scores[best].tolist()))
 
+        # Both sides' scores of the same ids at once (on a sharded snapshot, two calls in flight).
+        pending = _pool().submit(lexical_scores.of, ids) if lexical and lexical_scores is not None else None
         if dense:
-            pooled = self.snapshot.vectors(ids) @ query_vector
-            windows = self.snapshot.window_scores(query_vector, ids)
+            pooled, windows = self.snapshot.dense_scores(query_vector, ids)
             mixed = (1 - settings.window_weight) * pooled + settings.window_weight * windows
             dense = top(np.where(np.isnan(windows), pooled, mixed).astype(np.float32), settings.dense_neighbor_weight, False)
-        if lexical and lexical_scores is not None:
-            lexical = top(lexical_scores.of(ids), settings.lexical_neighbor_weight, True)
+        if pending is not None:
+            lexical = top(pending.result(), settings.lexical_neighbor_weight, True)
         return dense, lexical
 
     def _fuse(self, dense, lexical, mode: Mode) -> list[tuple[int, float]]:

@@ -95,8 +95,9 @@ def test_model_mismatch_is_refused(client, settings):
 
 
 def test_importing_the_package_loads_nothing_heavy():
-    code = ("import sys, km_search.http.app, km_search.cli.app, km_search.service, ingest.pipeline, evaluation.retrieval; "
-            "heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'transformers') if m in sys.modules]; "
+    code = ("import sys, km_search.http.app, km_search.cli.app, km_search.service, ingest.pipeline, evaluation.retrieval, "
+            "km_search.cluster.serving, ingest.cluster; "
+            "heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'transformers', 'ray') if m in sys.modules]; "
             "print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

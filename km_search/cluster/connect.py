@@ -1,0 +1,32 @@
+"""Joining a Ray cluster from `km ingest --ray` or `km serve --ray`."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from km_search.errors import ClusterUnavailable
+
+
+def connect(address: str) -> dict[str, float]:
+    """Join the cluster at `address` and return its resources (e.g. {"CPU": 2.0, ...}).
+
+    `auto`: RAY_ADDRESS, else the cluster `ray start --head` made on this machine; `local`: start a
+    cluster in this process (for trying it out; it ends with the process); anything else is passed
+    to `ray.init` (`ray://head:10001`, `10.0.0.5:6379`). Joining twice is joining once.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        options = {"logging_level": logging.WARNING, "log_to_driver": False, "configure_logging": True}
+        try:
+            if address == "local":
+                ray.init(include_dashboard=False, **options)
+            else:
+                ray.init(address=os.environ.get("RAY_ADDRESS", "auto") if address == "auto" else address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ClusterUnavailable(
+                f"no Ray cluster at {address!r} ({exc}); start one with `ray start --head` "
+                "(docs/scale-out.md), or use `--ray local` for one inside this process"
+            ) from exc
+    return dict(ray.cluster_resources())
