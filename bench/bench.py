@@ -1,6 +1,6 @@
 """Performance benchmark (issue #9): `make bench` -> bench/results.json and the table in docs/performance.md.
 
-Parts (BENCH_PARTS, comma-separated; default all): embed, ingest, first_ingest, http, http_real.
+Parts (BENCH_PARTS, comma-separated; default all): embed, ingest, first_ingest, http, http_real, ray.
 Sizes (BENCH_SIZES, default 10k,100k,1m) are synthetic passages: clustered normalized vectors and
 short texts from a real vocabulary, written through the store so `km serve` serves them as it would
 a real index. BENCH_QUICK=1 runs a small version of everything (a few minutes). Every result
@@ -9,7 +9,6 @@ records os.getloadavg() when it was taken: on a shared 2-core box, numbers taken
 
 from __future__ import annotations
 
-import glob
 import http.client
 import json
 import os
@@ -145,12 +144,14 @@ print(json.dumps({"files": len(files), "passages": len(passages), "took_s": time
     return result
 
 
-def km_ingest(root: Path, index_dir: Path, backend: str, full: bool = False, cache: Path | None = None) -> dict[str, Any]:
+def km_ingest(root: Path, index_dir: Path, backend: str, full: bool = False, cache: Path | None = None,
+              env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> dict[str, Any]:
     """One whole `km ingest` (a subprocess: imports, discovery, parsing, embedding, publishing)."""
-    env = {**os.environ, "KM_INDEX_DIR": str(index_dir), "KM_EMBED_BACKEND": backend, "KM_CACHE_DIR": str(cache or CACHE)}
+    env = {**os.environ, "KM_INDEX_DIR": str(index_dir), "KM_EMBED_BACKEND": backend, "KM_CACHE_DIR": str(cache or CACHE),
+           **(env or {})}
     started = time.perf_counter()
-    done = subprocess.run([str(BIN / "km"), "ingest", str(root), "--index", "bench", "--json", *(["--full"] if full else [])],
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run([str(BIN / "km"), "ingest", str(root), "--index", "bench", "--json", *(["--full"] if full else []),
+                           *args], env=env, capture_output=True, text=True)
     took = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"km ingest failed: {done.stderr[-2000:]}")
@@ -501,13 +502,13 @@ def wrk(port: int, route: str, queries: list[str], connections: int, seconds: in
 
 
 def serve(index_dir: Path, port: int, backend: str, index: str = "synthetic", workers: int | None = None,
-          query_log: bool = False) -> tuple[subprocess.Popen, float]:
+          query_log: bool = False, args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, float]:
     """Starts the real `km serve` and returns it with the seconds from spawning it to its first 200
     from /search."""
     env = {**os.environ, "KM_INDEX_DIR": str(index_dir), "KM_INDEX": index, "KM_QUERY_LOG": str(query_log).lower(),
            "KM_EMBED_BACKEND": backend, "KM_AUTH": "none", "KM_RATE_LIMIT": "0", "KM_CACHE_DIR": str(CACHE)}
     started = time.perf_counter()
-    extra = ["--workers", str(workers)] if workers else []
+    extra = (["--workers", str(workers)] if workers else []) + list(args)
     proc = subprocess.Popen([str(BIN / "km"), "serve", "--port", str(port), *extra], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     while True:
@@ -658,11 +659,59 @@ def bench_http_real() -> dict[str, Any]:
     return out
 
 
+def bench_ray() -> dict[str, Any]:
+    """Issue #20, on this machine: `km ingest` locally and on a local Ray cluster (`ray start --head`,
+    all CPUs) with 1 and 2 ingest workers (KM_RAY_WORKERS), same HTML pages, full builds; then the
+    same snapshot cut into 4 shards (KM_SHARD_ROWS) served by `km serve` and by `km serve --ray`
+    (one Ray Serve deployment per shard), /search at 1 and 4 clients. BENCH_RAY_PAGES: pages (120)."""
+    backend = os.environ.get("KM_EMBED_BACKEND", "openvino-int8")
+    pages = int(os.environ.get("BENCH_RAY_PAGES", "40" if QUICK else "120"))
+    folder = corpus_copy(PYDOC, pages)
+    model_cache(backend)
+    ray = str(BIN / "ray")
+    out: dict[str, Any] = {"pages": pages, "cpus": os.cpu_count()}
+    subprocess.run([ray, "start", "--head", f"--num-cpus={os.cpu_count()}", "--include-dashboard=false",
+                    "--object-store-memory=500000000", "--disable-usage-stats"], check=True, capture_output=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="km-bench-ray-") as tmp:
+            local = km_ingest(folder, Path(tmp) / "local", backend)
+            out["ingest_local"] = local
+            for workers in (1, 2):
+                row = km_ingest(folder, Path(tmp) / f"ray{workers}", backend, env={"KM_RAY_WORKERS": str(workers)},
+                                args=("--ray", "auto"))
+                row["ratio_to_local"] = round(local["took_s"] / row["took_s"], 2)
+                row["passages_per_s"] = round(row["passages"] / row["took_s"], 1)
+                out[f"ingest_ray_{workers}_workers"] = row
+                print("ray ingest", workers, json.dumps(row), flush=True)
+            local["passages_per_s"] = round(local["passages"] / local["took_s"], 1)
+            shard_rows = max(1, -(-local["passages"] // 4))
+            km_ingest(folder, Path(tmp) / "sharded", backend, env={"KM_SHARD_ROWS": str(shard_rows)})
+            out["shards"], out["shard_rows"] = 4, shard_rows
+            queries = eval_queries()
+            for name, args in (("serve_local", ()), ("serve_ray", ("--ray", "auto"))):
+                port = free_port()
+                proc, startup = serve(Path(tmp) / "sharded", port, backend, index="bench", args=args)
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                    row = {"startup_to_first_answer_s": startup, "one_client": one_client(conn, "search", queries),
+                           "wrk_1_client": wrk_clients(port, queries, 1, 5 if QUICK else 15),
+                           "wrk_4_clients": wrk_clients(port, queries, 4, 5 if QUICK else 15)}
+                finally:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=60)
+                out[name] = row
+                print(name, json.dumps(row), flush=True)
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
 # --- report ------------------------------------------------------------------------------------
 
 PARTS: dict[str, Callable[[], dict[str, Any]]] = {"embed": bench_embed, "ingest": bench_ingest,
                                                   "first_ingest": bench_first_ingest, "http": bench_http,
-                                                  "http_real": bench_http_real}
+                                                  "http_real": bench_http_real, "ray": bench_ray}
 
 TARGETS = {
     "embed": ">= 100 passages/s (default backend)",
@@ -746,6 +795,26 @@ def tables(results: dict[str, Any]) -> str:
             lines.append(f"| {key.split('_')[1]} | {o['p50_ms']} / {o['p99_ms']} ms | {w1.get('p50_ms')} / {w1.get('p99_ms')} ms, "
                          f"{w1.get('requests_per_s')} | {w4.get('p50_ms')} / {w4.get('p90_ms')} / {w4.get('p99_ms')} ms, "
                          f"{w4.get('requests_per_s')} | {o['loadavg']} / {w4.get('loadavg')} |")
+        parts.append("\n".join(lines))
+    on_ray = results.get("ray")
+    if on_ray:
+        lines = [f"### Ray: `km ingest` of {on_ray['pages']} HTML pages, local vs a local Ray cluster ({on_ray['cpus']} CPUs), full builds", "",
+                 "| run | passages | time | passages/s | local time / this time | load avg |", "|---|---|---|---|---|---|"]
+        for key, what in (("ingest_local", "local (parse workers + embedding here)"),
+                          ("ingest_ray_1_workers", "`--ray auto`, 1 ingest worker"),
+                          ("ingest_ray_2_workers", "`--ray auto`, 2 ingest workers")):
+            r = on_ray[key]
+            lines.append(f"| {what} | {r['passages']} | {r['took_s']} s | {r.get('passages_per_s')} | "
+                         f"{r.get('ratio_to_local', 1.0)}x | {r['loadavg']} |")
+        lines += ["", f"### Ray Serve: the same snapshot in {on_ray['shards']} shards of {on_ray['shard_rows']} passages, /search, unique queries", "",
+                  "| server | start-up to first answer | 1 client p50 / p99 (sequential) | 1 client (wrk) p50 / p99, req/s | "
+                  "4 clients (wrk) p50 / p99, req/s | load avg |", "|---|---|---|---|---|---|"]
+        for key, what in (("serve_local", "`km serve`"), ("serve_ray", "`km serve --ray auto`")):
+            row = on_ray[key]
+            o, w1, w4 = row["one_client"], row.get("wrk_1_client") or {}, row.get("wrk_4_clients") or {}
+            lines.append(f"| {what} | {row['startup_to_first_answer_s']} s | {o['p50_ms']} / {o['p99_ms']} ms | "
+                         f"{w1.get('p50_ms')} / {w1.get('p99_ms')} ms, {w1.get('requests_per_s')} | "
+                         f"{w4.get('p50_ms')} / {w4.get('p99_ms')} ms, {w4.get('requests_per_s')} | {o['loadavg']} / {w4.get('loadavg')} |")
         parts.append("\n".join(lines))
     http = results.get("http", {})
     if http:

@@ -37,7 +37,7 @@ def main(argv: list[str]) -> None:
     variants = {config: {"window_weight": config[0], "dense_neighbor_weight": config[1],
                          "lexical_neighbor_weight": config[2]} for config in CONFIGS}
     table: dict[tuple, list[str]] = {config: [] for config in CONFIGS}
-    with tempfile.TemporaryDirectory(prefix="km-context-sweep-") as models:
+    with tempfile.TemporaryDirectory(prefix="km-context-sweep-"):
         for set_dir in sets:
             embedder = Embedder(settings.model, settings.embed_batch_size, backend=settings.embed_backend,
                                 cache_dir=settings.cache_path())

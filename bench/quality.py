@@ -65,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     base = Settings()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="km-quality-") as models:
+    with tempfile.TemporaryDirectory(prefix="km-quality-"):
         for name, set_dir, docs in sets(args.sets.split(",") if args.sets else None):
             # the default backend from the machine's export cache (KM_CACHE_DIR), as `km ingest` uses it
             embedder = Embedder(backend=base.embed_backend, cache_dir=base.cache_path())

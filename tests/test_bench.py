@@ -138,3 +138,19 @@ def test_the_first_ingest_and_real_index_tables(bench):
     assert "First `km ingest` of 40 HTML pages" in text and "| 4.0x |" in text and "| 0.8x |" in text
     assert "7969 passages" in text and "| 2 | 15.0 / 25.0 ms |" in text and "29.0 / 49.0 / 75.0 ms, 128.0" in text
     assert set(bench.PARTS) >= {"first_ingest", "http_real"}
+
+
+def test_the_ray_tables(bench):
+    """Issue #20's rows: local vs Ray ingest (1 and 2 workers), and km serve vs km serve --ray."""
+    run = {"passages": 1000, "took_s": 20.0, "loadavg": 1.0, "passages_per_s": 50.0}
+    serve = {"startup_to_first_answer_s": 3.0, "one_client": {"p50_ms": 12.0, "p99_ms": 20.0, "loadavg": 1.0},
+             "wrk_1_client": {"p50_ms": 13.0, "p99_ms": 21.0, "requests_per_s": 70.0},
+             "wrk_4_clients": {"p50_ms": 30.0, "p99_ms": 60.0, "requests_per_s": 120.0, "loadavg": 2.0}}
+    results = {"ray": {"pages": 120, "cpus": 2, "shards": 4, "shard_rows": 250, "ingest_local": run,
+                       "ingest_ray_1_workers": {**run, "took_s": 25.0, "ratio_to_local": 0.8},
+                       "ingest_ray_2_workers": {**run, "took_s": 40.0, "ratio_to_local": 0.5},
+                       "serve_local": serve, "serve_ray": {**serve, "startup_to_first_answer_s": 9.5}}}
+    text = bench.tables(results)
+    assert "120 HTML pages" in text and "| 25.0 s | 50.0 | 0.8x |" in text and "| 0.5x |" in text
+    assert "4 shards of 250 passages" in text and "| `km serve --ray auto` | 9.5 s | 12.0 / 20.0 ms |" in text
+    assert "ray" in bench.PARTS

@@ -3,8 +3,8 @@
 `km serve --ray` keeps what does not grow with the corpus: the HTTP API, auth, the page, the SQLite
 reads and the ranking itself (search/retrieval.py, unchanged). What does grow, each shard's FAISS
 index, BM25 postings and window vectors, lives in a Ray Serve deployment of that shard
-(`ShardServer`). `RemoteSnapshot` is a Snapshot whose shard operations go to those deployments, in
-parallel, and merge exactly as a local Snapshot merges its own shards, with the BM25 statistics of
+(`ShardServer`). `RemoteSnapshot` is a Snapshot whose corpus-wide operations (FAISS search, BM25
+scoring) go to those deployments, in parallel, and merge exactly as a local Snapshot merges its own shards, with the BM25 statistics of
 the whole snapshot (passage count, mean length, document frequencies; read at the front from the
 postings' term tables), so the hits are the same as `km serve` on the same snapshot.
 
@@ -28,6 +28,8 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from km_search.errors import ClusterUnavailable
+from km_search.index import dense
+from km_search.index.context import ShardContext
 from km_search.index.layout import MANIFEST
 from km_search.index.lexical import LexicalIndex, LexicalScores, Postings
 from km_search.index.snapshot import Snapshot, published
@@ -53,15 +55,6 @@ class ShardServer:
 
     def dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         return self.snapshot.dense_search(vector, n, allowed)
-
-    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.snapshot.held_vectors(ids)
-
-    def dense_scores(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.snapshot.dense_scores(query, ids)
-
-    def continuity(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.snapshot.continuity(ids)
 
     def lexical_top(self, terms: list[int], idfs: list[float], heading_weight: float | None,
                     allowed: np.ndarray | None, n: int) -> list[tuple[int, float]]:
@@ -207,12 +200,17 @@ class RemoteSnapshot(Snapshot):
 
     @classmethod
     def over(cls, path: Path, manifest: dict[str, Any], clients: Sequence[ShardClient], apps: Sequence[str] = ()) -> "RemoteSnapshot":
+        """What the front reads itself, memory-mapped, touching only a query's candidates: the
+        shards' ids, stored vectors, windows and section continuity (the context step and the
+        feedback read a few hundred rows), and the postings' term tables (document frequencies).
+        What scans a whole shard, the FAISS search and BM25 scoring, is the shards' work."""
         entries = manifest.get("shards", [])
         ids = [np.load(path / s["ids"], mmap_mode="r") for s in entries]
-        shards = _Shards(list(clients), [(int(i[0]), int(i[-1])) if len(i) else (0, -1) for i in ids])
-        # The front reads the postings' term tables only (document frequencies), memory-mapped.
+        remote = _Shards(list(clients), [(int(i[0]), int(i[-1])) if len(i) else (0, -1) for i in ids])
+        shards = [dense.ShardIndex(None, dense.open_vectors(path / s["vectors"]), i) for s, i in zip(entries, ids)]
         front = LexicalIndex([Postings.load(path / s["bm25"]) for s in entries], ids)
-        return cls(path=path, manifest=manifest, lexical=RemoteLexical(front, shards), remote=shards, apps=list(apps))
+        return cls(path=path, manifest=manifest, shards=shards, lexical=RemoteLexical(front, remote),
+                   contexts=[ShardContext.load(path / s["context"]) for s in entries], remote=remote, apps=list(apps))
 
     @property
     def _shards(self) -> _Shards:
@@ -226,25 +224,6 @@ class RemoteSnapshot(Snapshot):
                  for pair in part]
         found.sort(key=lambda pair: -pair[1])  # as Snapshot.dense_search: stable, in shard order
         return found[:n]
-
-    def held_vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        parts = self._shards.all("vectors", ids)
-        found = np.logical_or.reduce([held for held, _ in parts]) if parts else np.zeros(len(ids), bool)
-        return found, np.sum([vectors for _, vectors in parts], axis=0, dtype=np.float32) if parts else np.zeros((len(ids), 0), np.float32)
-
-    def window_scores(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        return self.dense_scores(query, ids)[1]
-
-    def dense_scores(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        parts = self._shards.all("dense_scores", query, ids)
-        windows = np.full(len(ids), np.nan, dtype=np.float32)
-        for _, part in parts:  # each shard: NaN for the ids it does not hold, 0 pooled
-            windows = np.where(np.isnan(windows), part, windows)
-        return np.sum([pooled for pooled, _ in parts], axis=0, dtype=np.float32), windows
-
-    def continuity(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        parts = self._shards.all("continuity", ids)
-        return (np.logical_or.reduce([p[0] for p in parts]), np.logical_or.reduce([p[1] for p in parts]))
 
 
 def corpus_of(path: Path, manifest: dict[str, Any]) -> tuple[int, int]:
