@@ -137,7 +137,8 @@ def test_km_serve_on_ray_answers_as_km_serve_and_survives_a_replica_killed(clust
     shards = len(Snapshot.open(tmp_path / "indexes" / "sharded").manifest["shards"])
     assert shards >= 3
     local, local_proc = start_server("sharded", env, tmp_path / "local.log")
-    remote, remote_proc = start_server("sharded", {**env, "KM_RAY_ADDRESS": cluster}, tmp_path / "ray.log")
+    remote, remote_proc = start_server("sharded", {**env, "KM_RAY_ADDRESS": cluster, "KM_RELOAD_INTERVAL_S": "0.5"},
+                                       tmp_path / "ray.log")
     try:
         for query in QUERIES:
             assert _search(remote, query) == _search(local, query), query
@@ -151,6 +152,23 @@ def test_km_serve_on_ray_answers_as_km_serve_and_survives_a_replica_killed(clust
         while len(_processes("ServeReplica:km-sharded-")) < shards and time.time() < deadline:
             time.sleep(0.5)
         assert len(_processes("ServeReplica:km-sharded-")) == shards, "the killed replica was not replaced"
+
+        # A new snapshot rolls in: its shards deploy while the old ones answer, then the old ones go.
+        before = json.load(urllib.request.urlopen(remote + "/healthz", timeout=30))["snapshot"]
+        (corpus / "new-note.md").write_text("# Parking\n\nThe bicycle parking moved to the north gate in 2024.\n")
+        subprocess.run([*__import__("helpers").KM, "ingest", str(corpus), "--index", "sharded"], env=env, check=True,
+                       capture_output=True, timeout=600)
+        deadline, answered = time.time() + 120, 0
+        while json.load(urllib.request.urlopen(remote + "/healthz", timeout=30))["snapshot"] == before:
+            assert time.time() < deadline, "the new snapshot was not swapped in"
+            assert _search(remote, QUERIES[answered % len(QUERIES)])  # every request answered meanwhile
+            answered += 1
+        assert _search(remote, "where is the bicycle parking")[0][0].startswith("new-note.md")
+        now = len(Snapshot.open(tmp_path / "indexes" / "sharded").manifest["shards"])
+        deadline = time.time() + 60  # the old snapshot's deployments are deleted after the swap
+        while len(_processes("ServeReplica:km-sharded-")) != now and time.time() < deadline:
+            time.sleep(0.5)
+        assert len(_processes("ServeReplica:km-sharded-")) == now
     finally:
         for proc in (local_proc, remote_proc):
             proc.terminate()
@@ -159,3 +177,32 @@ def test_km_serve_on_ray_answers_as_km_serve_and_survives_a_replica_killed(clust
     while _processes("ServeReplica:km-sharded-") and time.time() < deadline:
         time.sleep(0.5)
     assert not _processes("ServeReplica:km-sharded-")
+
+
+def test_a_file_that_keeps_killing_its_worker_fails_alone(cluster, corpus, tmp_path):
+    """A batch whose worker dies on every try is split, and only the file doing it fails, with why."""
+    from ingest.cluster import RayIngest
+    from ingest.discovery import scan
+    from ingest.pipeline import source_info
+
+    files = scan([corpus]).files[:6]
+    poison = files[2].rel
+
+    @ray.remote(max_retries=0, num_cpus=0)  # the pool holds every CPU
+    def crash():
+        os._exit(1)
+
+    class Poisoned(RayIngest):
+        def _submit(self, batch):
+            if any(file.rel == poison for file, _ in batch):
+                return crash.remote()
+            return super()._submit(batch)
+
+    jobs = [(f, source_info(f)) for f in files]
+    with Poisoned(_settings(tmp_path), "poisoned", "auto") as pool:
+        done = list(pool.process([jobs[:3], jobs[3:]]))
+    parsed = [p.doc.path for _, ok, _ in done for p in ok]
+    failures = [f for _, _, bad in done for f in bad]
+    assert sorted(parsed) == sorted(f.rel for f in files if f.rel != poison)
+    assert [(f.path, f.status) for f in failures] == [(poison, "failed")]
+    assert "died" in failures[0].error
