@@ -45,7 +45,11 @@ def serve(
     count = workers or settings.workers
     if ray and count > 1:
         _fail("--ray serves with one front process (it owns the shard deployments); leave --workers at 1")
-    try:  # checks the configuration before serving; with --ray, deploys the shards
+    try:  # checks the configuration (and that the cluster answers) before serving
+        if ray:
+            from km_search.cluster.connect import connect
+
+            connect(ray)
         app_ = create_app(settings, SearchService(settings, index, ray_address=ray))
     except (AuthConfigError, ClusterUnavailable) as exc:
         _fail(str(exc))

@@ -18,15 +18,32 @@ def connect(address: str) -> dict[str, float]:
     import ray
 
     if not ray.is_initialized():
+        _reachable(os.environ.get("RAY_ADDRESS", "") if address == "auto" else address)
         options = {"logging_level": logging.WARNING, "log_to_driver": False, "configure_logging": True}
         try:
             if address == "local":
                 ray.init(include_dashboard=False, **options)
             else:
-                ray.init(address=os.environ.get("RAY_ADDRESS", "auto") if address == "auto" else address, **options)
+                ray.init(address=(os.environ.get("RAY_ADDRESS") or "auto") if address == "auto" else address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ClusterUnavailable(
                 f"no Ray cluster at {address!r} ({exc}); start one with `ray start --head` "
                 "(docs/scale-out.md), or use `--ray local` for one inside this process"
             ) from exc
     return dict(ray.cluster_resources())
+
+
+def _reachable(address: str) -> None:
+    """Fail at once on a GCS address nobody listens on (ray.init would wait minutes for it)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" without RAY_ADDRESS, "local": ray.init answers quickly itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ClusterUnavailable(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with `ray start --head` "
+            "(docs/scale-out.md), or use `--ray local` for one inside this process"
+        ) from exc

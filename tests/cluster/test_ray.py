@@ -111,8 +111,11 @@ def test_a_worker_killed_mid_ingest_loses_no_file(cluster, corpus, tmp_path):
         pids = _processes("ray::IngestWorker")
         if pids:
             time.sleep(3)  # models loaded, batches in flight
-            killed = pids[0]
-            os.kill(killed, signal.SIGKILL)
+            try:
+                os.kill(pids[-1], signal.SIGKILL)
+                killed = pids[-1]
+            except ProcessLookupError:  # an actor of an earlier run, gone meanwhile: look again
+                continue
         time.sleep(0.1)
     run.join(300)
     assert killed is not None, "no Ray ingest worker was seen"

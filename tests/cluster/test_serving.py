@@ -73,3 +73,16 @@ def test_filters_and_statistics_hold_across_shards(sharded):
     ids = np.arange(0, whole.manifest["counts"]["chunks"] + 5, dtype=np.int64)
     assert np.array_equal(apart.vectors(ids), whole.vectors(ids))
     assert [a.tolist() for a in apart.neighbors(ids)] == [a.tolist() for a in whole.neighbors(ids)]
+
+
+def test_no_cluster_at_the_address_is_a_clear_error_at_once():
+    import socket
+
+    from km_search.cluster.connect import connect
+    from km_search.errors import ClusterUnavailable
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ClusterUnavailable, match=f"no Ray cluster answers at 127.0.0.1:{port}.*ray start --head"):
+        connect(f"127.0.0.1:{port}")
