@@ -651,12 +651,23 @@ def bench_http_real() -> dict[str, Any]:
                 row = {"startup_to_first_answer_s": startup, "one_client": one_client(conn, "search", queries),
                        "wrk_1_client": wrk_clients(port, queries, 1, 5 if QUICK else 15),
                        "wrk_4_clients": wrk_clients(port, queries, 4, 5 if QUICK else 20)}
+                if count == workers[0]:  # issue #17: /ask within 4x of /search, both in this run
+                    row["ask_one_client"] = one_client(conn, "ask", queries)
+                    row["search_again_one_client"] = one_client(conn, "search", queries)
+                    row["ask_to_search_p50"] = ask_ratio(row)
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=30)
             out[f"workers_{count}"] = row
             print("http_real", count, json.dumps(row), flush=True)
     return out
+
+
+def ask_ratio(row: dict[str, Any]) -> float:
+    """/ask p50 over /search p50, /search measured before and after /ask (the slower of the two: load
+    that comes and goes between them then flatters no side)."""
+    search = max(row["one_client"]["p50_ms"], row["search_again_one_client"]["p50_ms"])
+    return round(row["ask_one_client"]["p50_ms"] / search, 2)
 
 
 def bench_ray() -> dict[str, Any]:
@@ -796,6 +807,17 @@ def tables(results: dict[str, Any]) -> str:
                          f"{w1.get('requests_per_s')} | {w4.get('p50_ms')} / {w4.get('p90_ms')} / {w4.get('p99_ms')} ms, "
                          f"{w4.get('requests_per_s')} | {o['loadavg']} / {w4.get('loadavg')} |")
         parts.append("\n".join(lines))
+        asked = [(key.split("_")[1], row) for key, row in real.items() if key.startswith("workers_") and "ask_one_client" in row]
+        if asked:
+            lines = [f"### /ask vs /search on the same real index, one client, unique queries, one run (issue #17)", "",
+                     "| `km serve --workers` | /search p50 / p95 (before, after /ask) | /ask p50 / p95 | "
+                     "/ask p50 / /search p50 | load avg |", "|---|---|---|---|---|"]
+            for count, row in asked:
+                o, a, again = row["one_client"], row["ask_one_client"], row["search_again_one_client"]
+                lines.append(f"| {count} | {o['p50_ms']} / {o['p95_ms']} ms, {again['p50_ms']} / {again['p95_ms']} ms | "
+                             f"{a['p50_ms']} / {a['p95_ms']} ms | {row['ask_to_search_p50']}x | "
+                             f"{o['loadavg']} / {a['loadavg']} / {again['loadavg']} |")
+            parts.append("\n".join(lines))
     on_ray = results.get("ray")
     if on_ray:
         lines = [f"### Ray: `km ingest` of {on_ray['pages']} HTML pages, local vs a local Ray cluster ({on_ray['cpus']} CPUs), full builds", "",

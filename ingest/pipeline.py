@@ -27,7 +27,8 @@ import numpy as np
 
 from km_search import __version__
 from km_search.index import dense
-from km_search.index.context import Windows
+from km_search.answers.extractive import embedded_spans
+from km_search.index.context import SentenceVectors, Windows
 from km_search.embedding.embedder import Embedder
 from km_search.errors import NothingToPublish
 from km_search.settings import Settings
@@ -117,13 +118,57 @@ def embed_batch(jobs, results, embedder: Embedder) -> tuple[list[ParsedFile], li
             failures.append(FileOutcome(file.rel, "failed", error=result))
         else:
             parsed.append(result)
-    vectors, windows = embedder.encode_passages([c.indexed_text() for p in parsed for c in p.chunks])
+    vectors, windows, sentences = encode_chunks([c for p in parsed for c in p.chunks], embedder)
     start = 0
     for p in parsed:
-        p.vectors = vectors[start : start + len(p.chunks)]
-        p.windows = windows.take(slice(start, start + len(p.chunks)))
+        rows = slice(start, start + len(p.chunks))
+        p.vectors, p.windows, p.sentences = vectors[rows], windows.take(rows), sentences.take(rows)
         start += len(p.chunks)
     return parsed, failures
+
+
+def encode_chunks(chunks: Sequence[Chunk], embedder: Embedder) -> tuple[np.ndarray, Windows, SentenceVectors]:
+    """One forward pass per chunk: its vector, its windows, and the vectors of the sentences an answer
+    scores in its text (the extractor's own spans, `embedded_spans`), pooled from the tokens of its
+    indexed text (heading context line, newline, text) and stored by their offsets in the text.
+
+    The model sees a passage's first `max_tokens` tokens only: the sentences after those are pooled
+    from one more pass over the rest of the passage under the same context line, so /ask embeds none."""
+    texts = [c.indexed_text() for c in chunks]
+    shifts = [len(t) - len(c.text) for t, c in zip(texts, chunks)]
+    wanted = [embedded_spans(c.text) for c in chunks]
+    vectors, windows, per_chunk = embedder.encode_for_index(
+        texts, [[(a + shift, b + shift) for a, b in spans] for spans, shift in zip(wanted, shifts)])
+    found: list[dict[tuple[int, int], np.ndarray]] = [
+        {(int(a) - shift, int(b) - shift): v for (a, b), v in zip(spans, pooled)}
+        for (spans, pooled), shift in zip(per_chunk, shifts)]
+    while True:
+        rest = [(row, [span for span in wanted[row] if span not in found[row]]) for row in range(len(chunks))]
+        rest = [(row, spans) for row, spans in rest if spans]
+        if not rest:
+            break
+        # the rest of each passage from its first sentence left out, under the passage's context line
+        tails = [(row, spans, min(a for a, _ in spans)) for row, spans in rest]
+        tail_texts = [texts[row][: shifts[row]] + chunks[row].text[first:] for row, _, first in tails]
+        _, _, pooled = embedder.encode_for_index(
+            tail_texts, [[(a - first + shifts[row], b - first + shifts[row]) for a, b in spans] for row, spans, first in tails])
+        progress = False
+        for (row, _, first), (spans, vecs) in zip(tails, pooled):
+            for (a, b), v in zip(spans, vecs):
+                found[row][(int(a) + first - shifts[row], int(b) + first - shifts[row])] = v
+                progress = True
+        if not progress:  # spans without tokens (text the tokenizer drops): embedded when asked
+            break
+        for row, spans, first in tails:
+            if not any(span in found[row] for span in spans):
+                wanted[row] = [span for span in wanted[row] if span in found[row]]
+    dimension = vectors.shape[1] if vectors.ndim == 2 else 0
+    per_row = []
+    for row in range(len(chunks)):
+        spans = [span for span in embedded_spans(chunks[row].text) if span in found[row]]
+        per_row.append((np.asarray(spans, dtype=np.int32).reshape(-1, 2),
+                        np.stack([found[row][span] for span in spans]) if spans else np.zeros((0, dimension), np.float32)))
+    return vectors, windows, SentenceVectors.of(per_row, dimension)
 
 
 def content_hash(path: Path) -> str:
@@ -391,7 +436,7 @@ def _process_jobs(jobs: Sequence[Job], writer: SnapshotWriter, settings: Setting
         advance = stack.enter_context(_progress(progress, len(jobs)))
         for batch, parsed, failures in done:
             for p in parsed:
-                writer.add(p.doc, p.source, p.chunks, p.vectors, p.windows)
+                writer.add(p.doc, p.source, p.chunks, p.vectors, p.windows, p.sentences)
                 report.files.append(FileOutcome(p.doc.path, status[p.doc.path], chunks=len(p.chunks)))
                 report.embedded_chunks += len(p.chunks)
             for outcome in failures:  # a page that became a redirect stub leaves the index
@@ -461,17 +506,18 @@ def index_passages(passages: Sequence[dict], settings: Settings, index: str, emb
     ]
     with index_lock(index_path):
         writer = SnapshotWriter(index_path, new_manifest(index, settings, embedder, []), shard_rows=settings.shard_rows)
-        encoded = [embedder.encode_passages([c.indexed_text() for c in chunks[i : i + 256]])
-                   for i in range(0, len(chunks), 256)]
-        vectors = np.concatenate([v for v, _ in encoded]) if encoded else np.zeros((0, 0), np.float32)
-        windows = Windows.join([w for _, w in encoded], vectors.shape[1])
+        encoded = [encode_chunks(chunks[i : i + 256], embedder) for i in range(0, len(chunks), 256)]
+        vectors = np.concatenate([v for v, _, _ in encoded]) if encoded else np.zeros((0, 0), np.float32)
+        windows = Windows.join([w for _, w, _ in encoded], vectors.shape[1])
+        sentences = SentenceVectors.join([s for _, _, s in encoded], vectors.shape[1])
         for _, group in groupby(range(len(passages)), key=lambda i: passages[i].get("source", passages[i]["_id"])):
             rows = list(group)
             first = passages[rows[0]]["_id"]  # unique, unlike a source that may come back later
             parts = [replace(chunks[i], doc_path=first, ordinal=n) for n, i in enumerate(rows)]
             doc = Document(first, "passage", tuple(Section(c.text, c.heading_path, c.anchor) for c in parts), DocumentMeta(title=""))
             span = slice(rows[0], rows[-1] + 1)
-            ids = writer.add(doc, SourceInfo(first, "", sum(len(c.text) for c in parts)), parts, vectors[span], windows.take(span))
+            ids = writer.add(doc, SourceInfo(first, "", sum(len(c.text) for c in parts)), parts, vectors[span],
+                             windows.take(span), sentences.take(span))
             chunk_to_passage.update(zip(ids, (passages[i]["_id"] for i in rows)))
         writer.publish()
     return chunk_to_passage

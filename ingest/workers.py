@@ -23,7 +23,7 @@ import numpy as np
 import pebble
 
 from km_search.errors import KmError, NothingToIndex, ParseError
-from km_search.index.context import Windows
+from km_search.index.context import SentenceVectors, Windows
 from km_search.settings import Settings
 from km_search.index.layout import SourceInfo
 from km_search.types import Chunk, Document
@@ -49,6 +49,7 @@ class ParsedFile:
     chunks: list[Chunk]
     vectors: np.ndarray | None = None
     windows: Windows | None = None
+    sentences: SentenceVectors | None = None
 
 
 def parse_one(file: SourceFile, settings: Settings, source: SourceInfo) -> ParsedFile:

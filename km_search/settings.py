@@ -149,6 +149,19 @@ class Settings(BaseSettings):
         "their neighbours) instead of every sentence of the quoted passages (0): /ask gets faster, answers a "
         "little worse (docs/answers.md, 'Answer latency').",
     )
+    answer_stored_sentences: bool = Field(
+        True,
+        description="Score an answer's sentences with the sentence vectors stored at ingest (pooled from the "
+        "passage's own forward pass) instead of embedding each one at query time; sentences without one are "
+        "embedded (docs/answers.md, 'Answer latency').",
+    )
+    answer_refine: int = Field(
+        3, ge=0, le=50,
+        description="Embed alone at query time the best this many sentences by their stored vectors (with the one "
+        "most similar to the question, and the best one until it was so embedded) and score them by that: stored "
+        "vectors pick the candidates, the answer and its confidence come from sentences embedded alone (0: stored "
+        "vectors alone, faster, fewer right answers; docs/answers.md, 'Answer latency').",
+    )
     llm_url: str | None = Field(
         None, description="OpenAI-compatible chat completions endpoint for generative answers (server root, /v1 or "
         "the full /v1/chat/completions address), e.g. a local llama.cpp, vLLM or Ollama server. Unset: extractive only.",

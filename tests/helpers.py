@@ -51,6 +51,13 @@ class HashingEmbedder:
         runs = [[" ".join(w[i : i + 8]) for i in range(0, len(w), 8)] for w in (t.split() for t in texts)]
         return self.encode(texts), Windows.of([self._vectors(r) for r in runs], self.dimension)
 
+    def encode_for_index(self, texts, spans):
+        """encode_passages, and each span's vector as `encode` gives it: stored sentences score as embedded ones."""
+        vectors, windows = self.encode_passages(texts)
+        sentences = [(np.asarray(s, dtype=np.int32).reshape(-1, 2), self._vectors([t[a:b] for a, b in s]))
+                     for t, s in zip(texts, spans)]
+        return vectors, windows, sentences
+
     def _vectors(self, texts):
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):

@@ -140,6 +140,18 @@ def test_the_first_ingest_and_real_index_tables(bench):
     assert set(bench.PARTS) >= {"first_ingest", "http_real"}
 
 
+def test_the_ask_to_search_ratio_on_the_real_index(bench):
+    """Issue #17's row: /ask p50 over /search p50 in one run, /search taken before and after /ask."""
+    client = lambda p50, load=1.0: {"p50_ms": p50, "p95_ms": p50 * 2, "p99_ms": p50 * 3, "loadavg": load}
+    row = {"one_client": client(10.0), "ask_one_client": client(30.0, 2.0), "search_again_one_client": client(12.0),
+           "wrk_1_client": {}, "wrk_4_clients": {}}
+    row["ask_to_search_p50"] = bench.ask_ratio(row)
+    assert row["ask_to_search_p50"] == 2.5  # against the slower /search
+    text = bench.tables({"http_real": {"passages": 7969, "workers_1": row}})
+    assert "/ask vs /search on the same real index" in text
+    assert "| 1 | 10.0 / 20.0 ms, 12.0 / 24.0 ms | 30.0 / 60.0 ms | 2.5x | 1.0 / 2.0 / 1.0 |" in text
+
+
 def test_the_ray_tables(bench):
     """Issue #20's rows: local vs Ray ingest (1 and 2 workers), and km serve vs km serve --ray."""
     run = {"passages": 1000, "took_s": 20.0, "loadavg": 1.0, "passages_per_s": 50.0}

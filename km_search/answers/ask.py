@@ -105,11 +105,15 @@ class QuestionAnswering:
         return rarity_weights(terms, retriever.snapshot.lexical.document_frequencies(terms, allowed), total)
 
     def _extract(self, query: str, hits: Sequence[Hit], weights: dict[str, float]) -> Answer:
-        params = AnswerParams(self.settings.answer_threshold, self.settings.answer_passages,
-                              self.settings.answer_sentences, self.settings.answer_candidates or None)
+        s = self.settings
+        params = AnswerParams(s.answer_threshold, s.answer_passages, s.answer_sentences, s.answer_candidates or None,
+                              s.answer_refine)
         snapshot = self._retriever().snapshot
-        vectors = snapshot.vectors([h.chunk_id for h in hits[: params.passages]]) if hits else None
-        return extract_answer(query, hits, self.embedder.encode, weights, params, vectors)
+        ids = [h.chunk_id for h in hits[: params.passages]]
+        vectors = snapshot.vectors(ids) if hits else None
+        sentences = snapshot.sentence_vectors(ids) if hits and s.answer_stored_sentences else None
+        return extract_answer(query, hits, self.embedder.encode, weights, params, vectors, sentences,
+                              self.embedder.encode_query(query))
 
     def _client(self) -> ChatClient:
         s = self.settings

@@ -33,6 +33,7 @@ _CLAUSE = re.compile(r"(?<=[;:])\s+")
 MAX_SENTENCE_WORDS = 60
 SHORT_SENTENCE_WORDS = 12  # a quote shorter than this takes the next sentence too
 SHORT_FOR_MEANING = 5  # a sentence shorter than this is embedded together with the next one
+REFINE_ROUNDS = 3  # times the best sentence is embedded alone when it was judged by its stored vector
 _AUXILIARIES = frozenset(
     "am is are was were do does did can could will would shall should must may might has have had".split()
 )
@@ -47,6 +48,7 @@ class AnswerParams:
     passages: int = 5
     max_sentences: int = 3
     candidates: int | None = None  # sentences embedded per answer (None: all)
+    refine: int = 0  # best sentences by their stored vectors embedded alone at query time (score_sentences)
 
 
 @dataclass(frozen=True)
@@ -277,9 +279,25 @@ def is_metadata_line(sentence: str) -> bool:
     return prose < 0.25 * len(words)
 
 
+def embedded_spans(text: str, spans: Sequence[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+    """For each sentence of `text` (`split_sentences`, or the `spans` given), the span whose
+    embedding judges it: the sentence itself, or under SHORT_FOR_MEANING words ("Yes.") the sentence
+    and the next one. Ingest stores a vector for each of these spans (km_search/index/context.py)."""
+    spans = split_sentences(text) if spans is None else spans
+    out = []
+    for n, (a, b) in enumerate(spans):
+        short = len(WORD.findall(text, a, b)) < SHORT_FOR_MEANING
+        out.append((a, spans[n + 1][1]) if short and n + 1 < len(spans) else (a, b))
+    return out
+
+
+Stored = tuple[np.ndarray, np.ndarray]  # a passage's stored sentence vectors: (spans (k, 2), unit vectors (k, d))
+
+
 def score_sentences(
     question: str, hits: Sequence[Hit], encode: Encode, weights: Mapping[str, float],
-    candidates: int | None = None,
+    candidates: int | None = None, stored: Sequence[Stored | None] | None = None,
+    question_vector: np.ndarray | None = None, refine: int = 0,
 ) -> tuple[list[Sentence], np.ndarray]:
     """Every sentence of the hits, scored, best first; and the question's vector.
 
@@ -290,47 +308,49 @@ def score_sentences(
              + SECTION_BONUS if its heading answers the question's focus: reasons, lessons
             ) / (1 + 0.05 passage rank)
     A sentence under SHORT_FOR_MEANING words ("Yes.") is judged by its embedding together with the
-    next one. The weights were chosen on the dev set's questions (docs/answers.md).
+    next one (`embedded_spans`). The weights were chosen on the dev set's questions (docs/answers.md).
 
-    Embedding every sentence is what an answer costs (about 2.5 ms a sentence on 2 cores), so with
-    `candidates` only that many sentences are embedded: those whose score without the similarity
-    term is highest, and their neighbours in the passage (a quote grows into them); the others keep
-    similarity 0 and so never win (measured in docs/answers.md).
+    The similarity is the question's cosine with each sentence's vector: the one stored at ingest
+    (`stored`, per hit, matched by its span) when there is one, else embedded now (about 2.5 ms a
+    sentence on 2 cores). With `refine`, stored vectors only pick the few sentences embedded alone
+    now, which are then scored by that (`_refine`). With `candidates` only that many sentences are
+    embedded: those whose score without the similarity term is highest, and their neighbours in the
+    passage (a quote grows into them); the others keep similarity 0 and so never win (docs/answers.md).
     """
-    spans = [(i, a, b) for i, hit in enumerate(hits) for a, b in split_sentences(hit.text)]
+    own = [split_sentences(hit.text) for hit in hits]
+    spans = [(i, a, b) for i, mine in enumerate(own) for a, b in mine]
+    judged = [(i, a, b) for i, mine in enumerate(own) for a, b in embedded_spans(hits[i].text, mine)]
     if not spans:
-        return [], encode([question])[0]
+        return [], question_vector if question_vector is not None else encode([question])[0]
     texts = [hits[i].text[a:b] for i, a, b in spans]
     top = hits[0].score if hits[0].score > 0 else 0.0
     embedded = _candidates(spans, texts, hits, weights, top, candidates)
-    extended: dict[int, str] = {}
-    for n in embedded:
-        i, a, _ = spans[n]
-        if len(WORD.findall(texts[n])) < SHORT_FOR_MEANING and n + 1 < len(spans) and spans[n + 1][0] == i:
-            extended[n] = hits[i].text[a : spans[n + 1][2]]
-    vectors = encode([question, *(texts[n] for n in embedded), *extended.values()])
+    known = _stored_vectors(judged, embedded, stored)
+    fresh = [n for n in embedded if n not in known]
+    now = [*([question] if question_vector is None else []), *(_text(hits, judged[n]) for n in fresh)]
+    vectors = encode(now) if now else np.zeros((0, len(question_vector)), np.float32)
+    if question_vector is None:
+        question_vector, vectors = vectors[0], vectors[1:]
     similarity = np.zeros(len(spans), dtype=np.float32)
-    similarity[embedded] = vectors[1 : 1 + len(embedded)] @ vectors[0]
-    for slot, n in enumerate(extended):
-        similarity[n] = float(vectors[1 + len(embedded) + slot] @ vectors[0])
+    similarity[fresh] = vectors[: len(fresh)] @ question_vector if fresh else 0.0
+    for n, vector in known.items():
+        similarity[n] = float(vector @ question_vector)
     yes_no = is_yes_no_question(question)
     question_trigrams = _trigrams(WORD.findall(question.lower()))
     focus = question_focus(question)
     names_and_dates_answer = bool(_WHO_WHEN_QUESTION.search(question.lower()))
     headings: list[str] = []
     for i, hit in enumerate(hits):
-        mine = [(a, b) for j, a, b in spans if j == i]
         # A PDF page's heading is the last one that starts on the page: not what its first lines are under.
-        own = hit.heading_path[-1] if hit.heading_path and hit.page is None else ""
-        headings.extend(headings_before(hit.text, mine, own))
-    scored = []
+        mine = hit.heading_path[-1] if hit.heading_path and hit.page is None else ""
+        headings.extend(headings_before(hit.text, own[i], mine))
+    rest, overlaps, bodies = [], [], []
     for n, (i, a, b) in enumerate(spans):
-        sim = float(similarity[n])
         overlap = coverage(texts[n], weights)
         relative = max(0.0, hits[i].score / top) if top else 0.0
         answers_yes_no = yes_no and texts[n].lower().startswith(("yes", "no"))
         length = min(len(WORD.findall(texts[n])), 20) / 20  # fragments ("[4]", "Options:") rarely answer
-        value = 0.6 * sim + 0.1 * overlap + 0.2 * relative + 0.05 * length + 0.2 * answers_yes_no
+        value = 0.1 * overlap + 0.2 * relative + 0.05 * length + 0.2 * answers_yes_no
         if restates(question_trigrams, texts[n]):
             value -= 0.3
         body = not (repeats_title(texts[n], (hits[i].title, *hits[i].heading_path))
@@ -339,9 +359,68 @@ def score_sentences(
             value -= NOT_BODY_PENALTY
         elif heading_matches(headings[n], focus):
             value += SECTION_BONUS
-        scored.append(Sentence(i, a, b, sim, overlap, value / (1.0 + 0.05 * i), body))
+        rest.append(value)
+        overlaps.append(overlap)
+        bodies.append(body)
+    rank = np.array([1.0 + 0.05 * i for i, _, _ in spans], dtype=np.float64)
+    values = (0.6 * similarity + np.asarray(rest)) / rank
+    if refine and known:
+        values = _refine(values, similarity, rest, rank, known, refine,
+                         lambda ns: encode([_text(hits, judged[n]) for n in ns]) @ question_vector)
+    scored = [Sentence(i, a, b, float(similarity[n]), overlaps[n], float(values[n]), bodies[n])
+              for n, (i, a, b) in enumerate(spans)]
     scored.sort(key=lambda s: -s.score)
-    return scored, vectors[0]
+    return scored, question_vector
+
+
+def _refine(values: np.ndarray, similarity: np.ndarray, rest: Sequence[float], rank: np.ndarray,
+            known: Mapping[int, np.ndarray], refine: int, cosines: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+    """Re-score with query-time embeddings the sentences that matter, `similarity` updated in place.
+
+    A stored sentence vector is pooled inside its passage, so it carries the passage's context:
+    good for telling which sentences may answer, not for the final choice nor for the confidence,
+    which were calibrated on sentences embedded alone. So the `refine` best by their stored
+    vectors and the one most similar to the question are embedded alone; then, while the best
+    sentence is still judged by its stored vector, it is too (REFINE_ROUNDS at most).
+    """
+    chosen = [n for n in np.argsort(-values, kind="stable").tolist() if n in known][:refine]
+    chosen += [n for n in np.argsort(-similarity, kind="stable").tolist() if n in known and n not in chosen][:1]
+    similarity[chosen] = cosines(chosen)
+    values = (0.6 * similarity + np.asarray(rest)) / rank
+    done = set(chosen)
+    for _ in range(REFINE_ROUNDS):
+        best = int(np.argmax(values))
+        if best in done or best not in known:
+            break
+        similarity[best] = cosines([best])[0]
+        done.add(best)
+        values = (0.6 * similarity + np.asarray(rest)) / rank
+    return values
+
+
+def _text(hits: Sequence[Hit], span: tuple[int, int, int]) -> str:
+    i, a, b = span
+    return hits[i].text[a:b]
+
+
+def _stored_vectors(judged: Sequence[tuple[int, int, int]], wanted: Sequence[int],
+                    stored: Sequence[Stored | None] | None) -> dict[int, np.ndarray]:
+    """sentence number -> its stored vector, for the wanted sentences whose judged span was stored."""
+    if not stored:
+        return {}
+    by_hit: dict[int, dict[tuple[int, int], int]] = {}
+    out = {}
+    for n in wanted:
+        i, a, b = judged[n]
+        if i >= len(stored) or stored[i] is None:
+            continue
+        rows = by_hit.get(i)
+        if rows is None:
+            rows = by_hit[i] = {(int(s), int(e)): r for r, (s, e) in enumerate(stored[i][0])}
+        row = rows.get((a, b))
+        if row is not None:
+            out[n] = stored[i][1][row]
+    return out
 
 
 def _candidates(spans, texts, hits, weights, top: float, limit: int | None) -> list[int]:
@@ -368,14 +447,20 @@ def extract_answer(
     weights: Mapping[str, float],
     params: AnswerParams = AnswerParams(),
     passage_vectors: np.ndarray | None = None,
+    sentence_vectors: Sequence[Stored | None] | None = None,
+    question_vector: np.ndarray | None = None,
 ) -> Answer:
     """The best-supported quote from the top `params.passages` hits, or an abstention.
 
     `passage_vectors` are the hits' stored embeddings (row i for hit i), to compare the question
-    with whole passages; without them the hits' dense scores stand in.
+    with whole passages; without them the hits' dense scores stand in. `sentence_vectors` are their
+    stored sentence vectors (item i for hit i, None: none stored), and `question_vector` the question's
+    embedding when the caller has it: with both, a question costs no model time beyond what the
+    stored vectors leave out.
     """
     top = list(hits[: params.passages])
-    sentences, question_vector = score_sentences(question, top, encode, weights, params.candidates)
+    sentences, question_vector = score_sentences(question, top, encode, weights, params.candidates,
+                                                 sentence_vectors, question_vector, params.refine)
     if not sentences:
         return Answer(None, 0.0, kind="none", note="Nothing in the index matches this question.")
     best = sentences[0]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from km_search.index.context import Windows, pool_windows
+from km_search.index.context import Windows, pool_spans, pool_windows
 from km_search.errors import ModelNotFound
 
 if TYPE_CHECKING:
@@ -141,18 +141,25 @@ class _TorchRuntime:
         self.dimension = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length)
 
-    def encode(self, texts: list[str], batch_size: int, windows: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+    def encode(self, texts: list[str], batch_size: int, windows: bool = False,
+               spans: Sequence[Sequence[tuple[int, int]]] | None = None) -> tuple[np.ndarray, list[np.ndarray], list]:
         if not windows:
             return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False), []
+                                     convert_to_numpy=True, show_progress_bar=False), [], []
         outputs = self.model.encode(texts, batch_size=batch_size, output_value=None, show_progress_bar=False)
         vectors = np.stack([o["sentence_embedding"].float().numpy() for o in outputs])
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        per_text = []
-        for o in outputs:
+        per_text, per_sentence = [], []
+        for i, o in enumerate(outputs):
             length = int(o["attention_mask"].sum())
-            per_text.append(pool_windows(o["token_embeddings"][1 : length - 1].float().numpy()))
-        return vectors.astype(np.float32), per_text
+            tokens = o["token_embeddings"][1 : length - 1].float().numpy()
+            per_text.append(pool_windows(tokens))
+            if spans is not None:
+                # the same tokenizer, for the characters of each token the model saw
+                offsets = self.model.tokenizer(texts[i], truncation=True, max_length=self.max_tokens,
+                                               return_offsets_mapping=True)["offset_mapping"]
+                per_sentence.append(pool_spans(tokens, np.asarray(offsets[1 : length - 1]).reshape(-1, 2), spans[i]))
+        return vectors.astype(np.float32), per_text, per_sentence
 
 
 class _GraphRuntime:
@@ -188,8 +195,8 @@ class _GraphRuntime:
             self._local = threading.local()
         self.dimension = int(self._run(self._batch(["dimension probe"]))[0].shape[-1])
 
-    def _batch(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        encodings = self.tokenizer.encode_batch(list(texts))
+    def _batch(self, texts: Sequence[str], encodings: list | None = None) -> dict[str, np.ndarray]:
+        encodings = encodings or self.tokenizer.encode_batch(list(texts))
         # Widths rounded up to a multiple of 8: fewer distinct input shapes for the runtime (a query
         # is ~0.3 ms faster with OpenVINO); padding is masked out, so the vectors are unchanged.
         width = -(-max(len(e.ids) for e in encodings) // 8) * 8
@@ -209,14 +216,17 @@ class _GraphRuntime:
             request = self._local.request = self.compiled.create_infer_request()
         return request.infer(feed)[self.compiled.output(0)]
 
-    def encode(self, texts: list[str], batch_size: int, windows: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+    def encode(self, texts: list[str], batch_size: int, windows: bool = False,
+               spans: Sequence[Sequence[tuple[int, int]]] | None = None) -> tuple[np.ndarray, list[np.ndarray], list]:
         # Sort by length so each batch pads to about its own length, then restore the order.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         per_text: list[np.ndarray] = [np.empty(0)] * len(texts) if windows else []
+        per_sentence: list = [None] * len(texts) if windows and spans is not None else []
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            feed = self._batch([texts[i] for i in rows])
+            encodings = self.tokenizer.encode_batch([texts[i] for i in rows])
+            feed = self._batch([], encodings)
             tokens = self._run(feed)
             mask = feed["attention_mask"][..., None].astype(np.float32)
             pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
@@ -224,8 +234,12 @@ class _GraphRuntime:
             if windows:  # the same token vectors, pooled again per run of tokens (special tokens left out)
                 lengths = feed["attention_mask"].sum(axis=1)
                 for i, row in enumerate(rows):
-                    per_text[row] = pool_windows(tokens[i, 1 : lengths[i] - 1])
-        return out, per_text
+                    own = tokens[i, 1 : lengths[i] - 1]
+                    per_text[row] = pool_windows(own)
+                    if per_sentence:  # and per sentence, by the characters of each token
+                        offsets = np.asarray(encodings[i].offsets[1 : lengths[i] - 1]).reshape(-1, 2)
+                        per_sentence[row] = pool_spans(own, offsets, spans[row])
+        return out, per_text, per_sentence
 
 
 def legacy_export(model_path: Path, backend: str, legacy_dir: Path | None) -> Path | None:
@@ -478,11 +492,22 @@ class Embedder:
 
     def encode_passages(self, texts: Sequence[str]) -> tuple[np.ndarray, Windows]:
         """Passage vectors and, from the same forward pass, their window vectors (km_search.context)."""
-        vectors, per_text = self._encode(texts, windows=True)
+        vectors, per_text, _ = self._encode(texts, windows=True)
         return vectors, Windows.of(per_text, self.dimension)
 
-    def _encode(self, texts: Sequence[str], windows: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    def encode_for_index(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+                         ) -> tuple[np.ndarray, Windows, list[tuple[np.ndarray, np.ndarray]]]:
+        """`encode_passages`, and from the same forward pass the vectors of these character spans of
+        each text (the sentences answers score): per text, (the spans the model saw (k, 2), their
+        unit vectors (k, d)); a span past the token limit is left out."""
+        if len(spans) != len(texts):
+            raise ValueError(f"{len(texts)} texts but spans for {len(spans)}")
+        vectors, per_text, per_sentence = self._encode(texts, windows=True, spans=spans)
+        return vectors, Windows.of(per_text, self.dimension), per_sentence
+
+    def _encode(self, texts: Sequence[str], windows: bool,
+                spans: Sequence[Sequence[tuple[int, int]]] | None = None) -> tuple[np.ndarray, list[np.ndarray], list]:
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32), []
-        vectors, per_text = self.runtime.encode(list(texts), self.batch_size, windows)
-        return np.ascontiguousarray(vectors, dtype=np.float32), per_text
+            return np.zeros((0, self.dimension), dtype=np.float32), [], []
+        vectors, per_text, per_sentence = self.runtime.encode(list(texts), self.batch_size, windows, spans)
+        return np.ascontiguousarray(vectors, dtype=np.float32), per_text, per_sentence

@@ -8,6 +8,12 @@ cosine with its best window's (docs/quality.md: dev-set dense nDCG@10 0.540 -> 0
 window alone, 0.653 for the default hybrid with neighbours). They cost no model time; they are
 stored as int8 codes with a scale per window, about 5 windows of 388 bytes per 256-token passage.
 
+Sentences: the same token vectors are pooled once more over each sentence the answer extractor
+scores (its own splitter's spans, mapped to tokens by the tokenizer's character offsets), so `/ask`
+compares the question with stored sentence vectors instead of embedding every candidate sentence at
+query time. Each vector is stored with the character span of the passage text it pools, int8 like
+the windows; a sentence the model never saw (past its token limit) has none and is embedded when asked.
+
 Neighbours: long sections are cut into several passages, and an answer cut by a boundary leaves
 evidence in both. A passage that continues the section of the chunk before it (same document,
 same heading path, the next chunk id) is that chunk's neighbour; each passage borrows a share of its
@@ -24,6 +30,7 @@ import numpy as np
 
 WINDOW_TOKENS = 48
 _FILES = ("offsets", "codes", "scales", "continues")
+_SENTENCE_FILES = ("sentence_offsets", "sentence_spans", "sentence_codes", "sentence_scales")
 
 
 def _spans(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -45,6 +52,32 @@ def pool_windows(tokens: np.ndarray, size: int = WINDOW_TOKENS) -> np.ndarray:
             pooled = np.concatenate([pooled, tokens[count - size :].mean(axis=0, keepdims=True)])
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
     return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def pool_spans(tokens: np.ndarray, offsets: np.ndarray, spans: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Unit mean vectors of the tokens inside each character span of the text (special tokens already
+    dropped; `offsets` (tokens, 2): each token's characters). A span is pooled only when every one of
+    its characters came before the end of the last token: past the model's token limit the text was
+    cut, and a span without tokens has nothing to pool. Returns (the spans pooled (k, 2), their vectors)."""
+    dimension = tokens.shape[1]
+    if not len(spans) or not len(tokens):
+        return np.zeros((0, 2), np.int32), np.zeros((0, dimension), np.float32)
+    starts, ends = np.asarray(offsets[:, 0]), np.asarray(offsets[:, 1])
+    seen = int(ends.max())
+    kept, pooled = [], []
+    for a, b in spans:
+        if b > seen:
+            continue
+        lo, hi = int(np.searchsorted(starts, a, "left")), int(np.searchsorted(ends, b, "right"))
+        if hi <= lo:
+            continue
+        kept.append((a, b))
+        pooled.append(tokens[lo:hi].mean(axis=0))
+    if not kept:
+        return np.zeros((0, 2), np.int32), np.zeros((0, dimension), np.float32)
+    vectors = np.stack(pooled)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return np.asarray(kept, dtype=np.int32), vectors.astype(np.float32)
 
 
 @dataclass
@@ -108,25 +141,73 @@ class Windows:
 
 
 @dataclass
+class SentenceVectors:
+    """The sentence vectors of a run of passages: row i's are [vectors.offsets[i], vectors.offsets[i+1]),
+    each with the (start, end) characters of the passage text it pools."""
+
+    vectors: Windows  # int8 codes and scales, laid out per row as windows are
+    spans: np.ndarray  # int32 (sentences, 2)
+
+    @property
+    def rows(self) -> int:
+        return self.vectors.rows
+
+    @classmethod
+    def of(cls, per_row: Sequence[tuple[np.ndarray, np.ndarray]], dimension: int) -> "SentenceVectors":
+        """From (spans (k, 2), float vectors (k, d)) per passage (k may be 0)."""
+        spans = [np.asarray(s, dtype=np.int32).reshape(-1, 2) for s, _ in per_row]
+        return cls(Windows.of([v for _, v in per_row], dimension),
+                   np.concatenate(spans) if spans else np.zeros((0, 2), np.int32))
+
+    @classmethod
+    def none(cls, rows: int, dimension: int) -> "SentenceVectors":
+        """Passages without stored sentences (an embedder without token vectors): embedded when asked."""
+        return cls(Windows.none(rows, dimension), np.zeros((0, 2), np.int32))
+
+    def take(self, rows: np.ndarray) -> "SentenceVectors":
+        """The sentences of these rows (a slice, a mask or row numbers), in that order."""
+        rows = np.arange(self.rows)[rows]
+        starts, ends = np.asarray(self.vectors.offsets)[rows], np.asarray(self.vectors.offsets)[rows + 1]
+        return SentenceVectors(self.vectors.take(rows), np.asarray(self.spans)[_spans(starts, ends - starts)])
+
+    @staticmethod
+    def join(parts: Sequence["SentenceVectors"], dimension: int) -> "SentenceVectors":
+        return SentenceVectors(Windows.join([p.vectors for p in parts], dimension),
+                               np.concatenate([np.asarray(p.spans) for p in parts]) if parts else np.zeros((0, 2), np.int32))
+
+    def of_row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(spans (k, 2), float32 unit vectors (k, d)) of one row, decoded from int8."""
+        a, b = int(self.vectors.offsets[row]), int(self.vectors.offsets[row + 1])
+        vectors = np.asarray(self.vectors.codes[a:b], dtype=np.float32) * np.asarray(self.vectors.scales[a:b])[:, None]
+        return np.asarray(self.spans[a:b]), vectors
+
+
+@dataclass
 class ShardContext:
-    """Per row of a shard: its windows, and whether it continues the section of the chunk id before it."""
+    """Per row of a shard: its windows, whether it continues the section of the chunk id before it,
+    and its sentence vectors."""
 
     windows: Windows
     continues: np.ndarray  # bool (rows,)
+    sentences: SentenceVectors
 
     def save(self, folder: Path) -> None:
         folder.mkdir()
+        s = self.sentences
         arrays = {"offsets": self.windows.offsets, "codes": self.windows.codes, "scales": self.windows.scales,
-                  "continues": self.continues}
-        for name in _FILES:
+                  "continues": self.continues, "sentence_offsets": s.vectors.offsets, "sentence_spans": s.spans,
+                  "sentence_codes": s.vectors.codes, "sentence_scales": s.vectors.scales}
+        for name in (*_FILES, *_SENTENCE_FILES):
             np.save(folder / f"{name}.npy", arrays[name])
 
     @classmethod
     def load(cls, folder: Path) -> "ShardContext":
-        """Memory-mapped: a query reads only its candidates' windows."""
+        """Memory-mapped: a query reads only its candidates' windows and sentences."""
         # plain arrays over the mapping: indexing a np.memmap costs ~10 us of wrapping per call
-        a = {name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r")) for name in _FILES}
-        return cls(Windows(a["offsets"], a["codes"], a["scales"]), a["continues"])
+        a = {name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r")) for name in (*_FILES, *_SENTENCE_FILES)}
+        sentences = SentenceVectors(Windows(a["sentence_offsets"], a["sentence_codes"], a["sentence_scales"]),
+                                    a["sentence_spans"])
+        return cls(Windows(a["offsets"], a["codes"], a["scales"]), a["continues"], sentences)
 
 
 def borrow_from_neighbors(scores: np.ndarray, previous: np.ndarray, following: np.ndarray, weight: float) -> np.ndarray:

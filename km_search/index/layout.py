@@ -8,7 +8,7 @@
         snapshots/<id>/shard-0000.ids.npy      its chunk ids, ascending
         snapshots/<id>/shard-0000.vectors.npy  their vectors (float32), memory-mapped when read
         snapshots/<id>/shard-0000.bm25/        the lexical postings of the same rows (lexical.py)
-        snapshots/<id>/shard-0000.context/     their window vectors and section continuity (context.py)
+        snapshots/<id>/shard-0000.context/     their window and sentence vectors, section continuity (context.py)
         .ingest.lock                  held by the one ingest that may write this index at a time
         .readers/<pid>                the snapshots a serving process still reads (kept by GC)
 
@@ -19,7 +19,7 @@ removed rows are hard-linked, not rewritten, so an update costs what changed.
 Format 3 added the documents' groups (access control), ingest root, modification time and metadata
 fingerprint (incremental ingest) and the raw vectors beside each shard; format 4 replaced the FTS5
 table with BM25 postings per shard; format 5 added each passage's window vectors and whether it
-continues the section of the chunk before it (context.py); older snapshots are refused
+continues the section of the chunk before it (context.py); format 6 its sentence vectors (context.py); older snapshots are refused
 with a message to rebuild (`km ingest`), which is always safe: snapshots are derived from the documents.
 
 A crash before `publish()` leaves only an unfinished folder that the next run deletes; the
@@ -34,7 +34,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 MANIFEST = "manifest.json"
 DATABASE = "chunks.sqlite"
 CURRENT = "CURRENT"

@@ -18,7 +18,7 @@ from km_search.clock import utc_now
 from km_search.errors import KmError
 from km_search.experts.people import is_bot, merge_identities, normalize_email, parse_person, person_key
 from km_search.index import dense
-from km_search.index.context import ShardContext, Windows
+from km_search.index.context import SentenceVectors, ShardContext, Windows
 from km_search.index.layout import (
     CURRENT, DATABASE, FORMAT_VERSION, MANIFEST, SCHEMA, UNFINISHED, SourceInfo, fsync_dir, write_atomic,
 )
@@ -106,6 +106,7 @@ class SnapshotWriter:
         self._pending_ids: list[np.ndarray] = []
         self._pending_vectors: list[np.ndarray] = []
         self._pending_windows: list[Windows] = []
+        self._pending_sentences: list[SentenceVectors] = []
         self._removed: set[int] = set()  # chunk ids of the base whose vectors are not carried over
         self.shards: list[dict[str, Any]] = []
         self.dimension: int | None = None
@@ -142,10 +143,11 @@ class SnapshotWriter:
         self.db.execute("UPDATE documents SET mtime_ns = ? WHERE path = ?", (source.mtime_ns, path))
 
     def add(self, doc: Document, source: SourceInfo, chunks: Sequence[Chunk], vectors: np.ndarray,
-            windows: Windows | None = None) -> list[int]:
-        """Store one document with its chunks, their vectors and window vectors (none: ranked by the
-        pooled vector alone), replacing an earlier version of the same path (which keeps its document
-        id); returns the new chunk ids."""
+            windows: Windows | None = None, sentences: SentenceVectors | None = None) -> list[int]:
+        """Store one document with its chunks, their vectors, window vectors (none: ranked by the
+        pooled vector alone) and sentence vectors (none: answers embed its sentences when asked),
+        replacing an earlier version of the same path (which keeps its document id); returns the new
+        chunk ids."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{doc.path}: {len(chunks)} chunks but {len(vectors)} vectors")
         values = (doc.path, source.abs_path, doc.format, doc.title, *_meta_row(doc.meta),
@@ -181,6 +183,10 @@ class SnapshotWriter:
             self._pending_ids.append(np.asarray(ids, dtype=np.int64))
             self._pending_vectors.append(np.asarray(vectors, dtype=np.float32))
             self._pending_windows.append(windows if windows is not None else Windows.none(len(chunks), self.dimension))
+            if sentences is not None and sentences.rows != len(chunks):
+                raise ValueError(f"{doc.path}: {len(chunks)} chunks but sentences of {sentences.rows}")
+            self._pending_sentences.append(
+                sentences if sentences is not None else SentenceVectors.none(len(chunks), self.dimension))
         return ids
 
     def records_of_type(self, doc_type: str) -> list[tuple[int, str, str, str | None, dict[str, str]]]:
@@ -229,7 +235,7 @@ class SnapshotWriter:
         return np.fromiter((i - 1 in section and section[i - 1] == section.get(i) for i in ids.tolist()),
                            dtype=bool, count=len(ids))
 
-    def _write_shard(self, ids: np.ndarray, vectors: np.ndarray, windows: Windows,
+    def _write_shard(self, ids: np.ndarray, vectors: np.ndarray, windows: Windows, sentences: SentenceVectors,
                      postings: Postings | None = None) -> None:
         """A new shard of these rows (ids ascending); its postings are built from the database
         unless the caller carries them over."""
@@ -244,7 +250,9 @@ class SnapshotWriter:
         (postings or build_postings(self._passages(index.ids))).save(self.folder / f"{stem}.bm25")
         if windows.rows != len(ids):
             raise KmError(f"snapshot {self.snapshot_id}: windows of {windows.rows} rows for {len(ids)} vectors")
-        ShardContext(windows, self._continues(index.ids)).save(self.folder / f"{stem}.context")
+        if sentences.rows != len(ids):
+            raise KmError(f"snapshot {self.snapshot_id}: sentences of {sentences.rows} rows for {len(ids)} vectors")
+        ShardContext(windows, self._continues(index.ids), sentences).save(self.folder / f"{stem}.context")
         self.shards.append({"file": f"{stem}.faiss", "ids": f"{stem}.ids.npy", "vectors": f"{stem}.vectors.npy",
                             "bm25": f"{stem}.bm25", "context": f"{stem}.context", "rows": int(len(ids)), "min_id": int(ids.min()),
                             "max_id": int(ids.max()), "ann": options})
@@ -264,7 +272,7 @@ class SnapshotWriter:
         """Carry the base's shards over (linked when untouched, rewritten without removed rows), then
         put the new rows in the last shard while it has room, else in new shards. Chunk ids only grow,
         so new rows sort after every carried one, and carried postings are joined, not rebuilt."""
-        carried: list[tuple[np.ndarray, np.ndarray, Windows, Postings | None] | dict[str, Any]] = []
+        carried: list[tuple[np.ndarray, np.ndarray, Windows, SentenceVectors, Postings | None] | dict[str, Any]] = []
         if self.base is not None:
             base_manifest = json.loads((self.base / MANIFEST).read_text(encoding="utf-8"))
             for shard in base_manifest.get("shards", []):
@@ -275,26 +283,30 @@ class SnapshotWriter:
                 elif keep.any():
                     vectors = np.load(self.base / shard["vectors"], mmap_mode="r")
                     postings = join_postings([(Postings.load(self.base / shard["bm25"]), keep)])
-                    windows = ShardContext.load(self.base / shard["context"]).windows.take(keep)
-                    carried.append((ids[keep], np.asarray(vectors[keep]), windows, postings))
+                    context = ShardContext.load(self.base / shard["context"])
+                    carried.append((ids[keep], np.asarray(vectors[keep]), context.windows.take(keep),
+                                    context.sentences.take(keep), postings))
             self.dimension = self.dimension or base_manifest.get("model", {}).get("dimension")
         new_ids = np.concatenate(self._pending_ids) if self._pending_ids else np.empty(0, np.int64)
         new_vectors = np.concatenate(self._pending_vectors) if self._pending_vectors else None
         new_windows = Windows.join(self._pending_windows, self.dimension or 0)
+        new_sentences = SentenceVectors.join(self._pending_sentences, self.dimension or 0)
         if len(new_ids) and carried:
             last = carried[-1]
             last_rows = last["rows"] if isinstance(last, dict) else len(last[0])
             if last_rows + len(new_ids) <= self.shard_rows:
                 if isinstance(last, dict):
+                    context = ShardContext.load(self.base / last["context"])
                     last = (np.load(self.base / last["ids"]), np.load(self.base / last["vectors"]),
-                            ShardContext.load(self.base / last["context"]).windows, Postings.load(self.base / last["bm25"]))
-                postings = join_postings([(last[3], None), (build_postings(self._passages(new_ids)), None)])
+                            context.windows, context.sentences, Postings.load(self.base / last["bm25"]))
+                postings = join_postings([(last[4], None), (build_postings(self._passages(new_ids)), None)])
                 carried[-1] = (np.concatenate([last[0], new_ids]), np.concatenate([last[1], new_vectors]),
-                               Windows.join([last[2], new_windows], self.dimension or 0), postings)
+                               Windows.join([last[2], new_windows], self.dimension or 0),
+                               SentenceVectors.join([last[3], new_sentences], self.dimension or 0), postings)
                 new_ids = new_ids[:0]
         for start in range(0, len(new_ids), self.shard_rows):
             rows = slice(start, start + self.shard_rows)
-            carried.append((new_ids[rows], new_vectors[rows], new_windows.take(rows), None))
+            carried.append((new_ids[rows], new_vectors[rows], new_windows.take(rows), new_sentences.take(rows), None))
         for item in carried:
             if isinstance(item, dict):
                 self._link_shard(item)

@@ -385,3 +385,80 @@ def test_with_a_candidate_limit_only_the_promising_sentences_and_their_neighbour
     assert "The billing database moved to Postgres in 2023." in seen
     assert "Parking is free on Fridays for everyone." not in seen
     assert few[0].start == every[0].start  # the winner is the same
+
+
+# ---- stored sentence vectors -----------------------------------------------------------------
+
+
+def test_a_short_sentence_is_judged_together_with_the_next():
+    from km_search.answers.extractive import embedded_spans
+
+    text = "Yes. You can install it from a stick. It works offline too."
+    assert embedded_spans(text) == [(0, 37), (5, 37), (38, 59)]
+    assert embedded_spans("Yes.") == [(0, 4)]
+
+
+def _stored(embedder, hits, leave_out=()):
+    from km_search.answers.extractive import embedded_spans
+
+    out = []
+    for h in hits:
+        spans = [s for s in embedded_spans(h.text) if h.text[s[0]:s[1]] not in leave_out]
+        out.append((np.asarray(spans, dtype=np.int32).reshape(-1, 2), embedder.encode([h.text[a:b] for a, b in spans])))
+    return out
+
+
+def test_stored_sentence_vectors_give_the_same_answer_without_embedding_any_sentence(fake_embedder):
+    hits = [
+        hit("Our VPN uses WireGuard. Install the client from the IT portal.", 0),
+        hit("Travel is booked in the travel tool. Hotels in London are reimbursed up to 220 GBP per night. "
+            "Breakfast is included.", 1, score=0.8, source="hr/travel.md#hotels"),
+    ]
+    question = "How much are hotels in London reimbursed per night?"
+    weights = {"hotels": 2.0, "london": 2.0, "reimbursed": 1.0, "night": 1.0}
+    now = extract_answer(question, hits, fake_embedder.encode, weights, AnswerParams(0.2))
+    stored = _stored(fake_embedder, hits)
+    seen: list[str] = []
+
+    def encode(texts):
+        seen.extend(texts)
+        return fake_embedder.encode(texts)
+
+    ready = extract_answer(question, hits, encode, weights, AnswerParams(0.2), sentence_vectors=stored,
+                           question_vector=fake_embedder.encode([question])[0])
+    assert seen == [] and ready == now
+    # a sentence without a stored vector (past the model's token limit at ingest) is embedded now, alone
+    partial = _stored(fake_embedder, hits, leave_out={"Breakfast is included."})
+    assert extract_answer(question, hits, encode, weights, AnswerParams(0.2), sentence_vectors=partial) == now
+    assert seen == [question, "Breakfast is included."]
+
+
+def test_refining_embeds_the_best_few_alone_and_scores_them_by_that():
+    from km_search.answers.extractive import score_sentences
+
+    text = ("Cats sleep a lot during the day. Dogs bark loudly at the strangers outside. The billing database "
+            "moved to Postgres in 2023. Postgres replication is now streaming everywhere. Lunch is served at noon "
+            "every day. Parking is free on Fridays for everyone.")
+    spans = split_sentences(text)
+    question = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    # stored vectors (pooled in context) all lean to the question a little; Postgres' the most
+    stored = np.tile(np.array([0.6, 0.8, 0.0, 0.0], dtype=np.float32), (len(spans), 1))
+    stored[2] = [0.8, 0.6, 0.0, 0.0]
+    alone = {text[a:b]: (np.array([0.1, 0.0, 0.995, 0.0]) if i != 3 else np.array([0.99, 0.141, 0.0, 0.0]))
+             for i, (a, b) in enumerate(spans)}
+    seen: list[str] = []
+
+    def encode(texts):
+        seen.extend(texts)
+        return np.stack([alone[t] for t in texts]).astype(np.float32)
+
+    weights = {"postgres": 1.0, "billing": 1.0}
+    plain, _ = score_sentences("why postgres for billing", [hit(text)], encode, weights,
+                               stored=[(np.asarray(spans), stored)], question_vector=question)
+    assert seen == [] and plain[0].start == spans[2][0] and plain[0].semantic == pytest.approx(0.8, abs=1e-6)
+    refined, _ = score_sentences("why postgres for billing", [hit(text)], encode, weights,
+                                 stored=[(np.asarray(spans), stored)], question_vector=question, refine=2)
+    # the two best by stored vectors, then the most similar to the question of the others, and the best
+    # until it was embedded alone: replication wins on its own embedding
+    assert seen[:2] == [text[a:b] for a, b in (spans[2], spans[3])] and len(seen) == 3
+    assert refined[0].start == spans[3][0] and refined[0].semantic == pytest.approx(0.99, abs=1e-3)

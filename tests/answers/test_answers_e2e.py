@@ -11,6 +11,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evaluation.answers import gold_link, quotes_gold
@@ -114,3 +115,27 @@ def test_a_why_question_quotes_the_context_that_gives_the_reason(server):
     assert body["answered"] is True, body
     assert body["citations"][0]["source"] == "billing/decisions/adr-012-move-billing-to-postgres.md#context", body
     assert quotes_gold(body["answer"], GOLD["e1"]["answer"]), body["answer"]
+
+
+def test_ask_scores_with_sentence_vectors_stored_at_ingest(server, workspace):
+    """Every sentence of the passages /ask quotes from has a vector stored by `km ingest` (the
+    extractor's own spans, past the model's token limit too); answering with them quotes the gold
+    answer as embedding every sentence at query time does (KM_ANSWER_STORED_SENTENCES=false)."""
+    from km_search.answers.extractive import embedded_spans
+    from km_search.index.snapshot import Snapshot
+
+    root, docs, env = workspace
+    snapshot = Snapshot.open(root / "indexes" / "example")
+    try:
+        for qid in ("e3", "e35", "e38", "e2"):
+            body = get(server, "/ask", q=QUERIES[qid])
+            hits = body["hits"][:5]
+            stored = snapshot.sentence_vectors([h["chunk_id"] for h in hits])
+            for h, (spans, vectors) in zip(hits, stored):
+                assert [tuple(s) for s in spans.tolist()] == embedded_spans(h["text"])
+                assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=0.02)
+            query_time = km({**env, "KM_ANSWER_STORED_SENTENCES": "false"}, "ask", QUERIES[qid], "--index", "example", "--json")
+            assert quotes_gold(body["answer"], GOLD[qid]["answer"])
+            assert quotes_gold(query_time["answer"], GOLD[qid]["answer"])
+    finally:
+        snapshot.close()

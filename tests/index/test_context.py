@@ -181,3 +181,79 @@ def test_a_passage_rises_with_the_neighbour_that_matches_and_windows_count_in_th
     vector = fake_embedder.encode_query(query)
     expected = 0.3 * (snapshot.vectors(ids) @ vector) + 0.7 * snapshot.window_scores(vector, ids)
     np.testing.assert_allclose([dense[i] for i in ids], expected, rtol=1e-5)
+
+
+# ---- sentence vectors ------------------------------------------------------------------------
+
+
+def test_a_span_pools_the_tokens_inside_it_and_a_span_past_the_last_token_is_left_out():
+    from km_search.index.context import pool_spans
+
+    rng = np.random.default_rng(3)
+    tokens = rng.normal(size=(6, 8)).astype(np.float32)
+    # "Cats sleep. Dogs bark loudly" cut after "loudly": six tokens with their characters
+    offsets = np.array([[0, 4], [5, 10], [10, 11], [12, 16], [17, 21], [22, 28]])
+    spans, vectors = pool_spans(tokens, offsets, [(0, 11), (12, 28), (12, 34), (29, 34), (11, 11)])
+    assert spans.tolist() == [[0, 11], [12, 28]]  # (12, 34) and (29, 34) reach past the cut; (11, 11) has no token
+    np.testing.assert_allclose(vectors, _unit(np.stack([tokens[0:3].mean(0), tokens[3:6].mean(0)])), atol=1e-6)
+    assert pool_spans(tokens[:0], offsets[:0], [(0, 4)])[0].shape == (0, 2)
+
+
+def test_sentence_vectors_taken_and_joined_keep_each_rows_spans_and_vectors():
+    from km_search.index.context import SentenceVectors
+
+    rng = np.random.default_rng(4)
+    per_row = [(np.array([[0, 5], [6, 9]][:k]), _unit(rng.normal(size=(k, 16))).astype(np.float32)) for k in (2, 0, 1)]
+    sentences = SentenceVectors.of(per_row, 16)
+    spans, vectors = sentences.of_row(0)
+    assert spans.tolist() == [[0, 5], [6, 9]] and sentences.of_row(1)[0].shape == (0, 2)
+    np.testing.assert_allclose(vectors, per_row[0][1], atol=5e-3)  # int8 codes with a scale
+    joined = SentenceVectors.join([sentences.take(np.array([2, 0])), SentenceVectors.none(2, 16)], 16)
+    assert joined.rows == 4 and joined.of_row(0)[0].tolist() == [[0, 5]] and joined.of_row(1)[0].tolist() == [[0, 5], [6, 9]]
+    np.testing.assert_allclose(joined.of_row(1)[1], vectors, rtol=1e-6)
+    assert joined.of_row(3)[1].shape == (0, 16)
+
+
+def _index_with_sentences(tmp_path, embedder, documents, base=None):
+    from ingest.chunking import chunk_document
+    from ingest.pipeline import encode_chunks
+    from km_search.index.writer import SnapshotWriter
+    from km_search.index.layout import SourceInfo
+
+    writer = SnapshotWriter(tmp_path / "idx", {"name": "idx"}, base=base)
+    for doc in documents:
+        chunks = chunk_document(doc, 30, 0)
+        vectors, windows, sentences = encode_chunks(chunks, embedder)
+        writer.add(doc, SourceInfo(f"/x/{doc.path}", doc.path, 1), chunks, vectors, windows, sentences)
+    return writer.publish()
+
+
+def _sentences_of(snapshot, path):
+    ids = [r[0] for r in snapshot.db.execute(
+        "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.path = ? ORDER BY c.id", (path,))]
+    texts = dict(snapshot.db.execute(f"SELECT id, text FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall())
+    return ids, texts, snapshot.sentence_vectors(ids)
+
+
+def test_every_sentence_an_answer_scores_is_stored_and_carried_over_by_an_incremental_snapshot(tmp_path, fake_embedder):
+    from km_search.answers.extractive import embedded_spans
+    from km_search.index.snapshot import Snapshot
+
+    long_text = " ".join(f"Line {i} tells one more thing." for i in range(30)) + " Yes. It does."
+    first = _index_with_sentences(tmp_path, fake_embedder, [_doc("a.md", [("Long", long_text)]), _doc("b.md", [("Long", long_text)])])
+    before = Snapshot.open(tmp_path / "idx")
+    b_ids, texts, expected = _sentences_of(before, "b.md")
+    for chunk_id, (spans, vectors) in zip(b_ids, expected):
+        text = texts[chunk_id]
+        assert [tuple(s) for s in spans.tolist()] == embedded_spans(text)  # the extractor's spans, "Yes." with the next
+        np.testing.assert_allclose(vectors, fake_embedder.encode([text[a:b] for a, b in spans]), atol=5e-3)
+    # replace a.md: its old rows leave the shard, b.md's are carried over with their sentence vectors
+    _index_with_sentences(tmp_path, fake_embedder, [_doc("a.md", [("Long", long_text + " A new line.")])], base=first)
+    after = Snapshot.open(tmp_path / "idx")
+    assert after.sentence_vectors(b_ids)[0] is not None
+    for (spans, vectors), (want_spans, want_vectors) in zip(after.sentence_vectors(b_ids), expected):
+        np.testing.assert_array_equal(spans, want_spans)
+        np.testing.assert_allclose(vectors, want_vectors, rtol=1e-6)
+    a_ids, texts, stored = _sentences_of(after, "a.md")
+    assert all([tuple(s) for s in spans.tolist()] == embedded_spans(texts[i]) for i, (spans, _) in zip(a_ids, stored))
+    assert after.sentence_vectors([10_000]) == [None]

@@ -1,0 +1,91 @@
+"""Sentence vectors made at ingest (ingest/pipeline.py encode_chunks): the extractor's own spans of
+each passage, pooled from the passage's forward pass, with the rest of a passage the model cut off
+pooled from one more pass, so /ask embeds none of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import HashingEmbedder
+from km_search.answers.extractive import embedded_spans
+from km_search.types import Chunk
+
+
+class CuttingEmbedder(HashingEmbedder):
+    """Sees only the first `limit` characters of each text, as the model sees its first 256 tokens."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit, self.texts = limit, []
+
+    def encode_for_index(self, texts, spans):
+        self.texts.append(list(texts))
+        kept = [[(a, b) for a, b in s if b <= self.limit] for s in spans]
+        return super().encode_for_index(texts, kept)
+
+
+def _chunk(text: str) -> Chunk:
+    return Chunk(doc_path="a.md", ordinal=0, text=text, source="a.md#top", heading_path=("Guide", "Install"),
+                 anchor="top", title="Handbook")
+
+
+def test_spans_are_offsets_into_the_chunk_text_and_cut_off_sentences_come_from_a_second_pass():
+    from ingest.pipeline import encode_chunks
+
+    text = " ".join(f"Step {i} installs one more package." for i in range(12)) + " Yes. Done."
+    embedder = CuttingEmbedder(limit=150)
+    vectors, windows, sentences = encode_chunks([_chunk(text), _chunk("Short one.")], embedder)
+    assert len(vectors) == windows.rows == sentences.rows == 2
+    spans, stored = sentences.of_row(0)
+    assert [tuple(s) for s in spans.tolist()] == embedded_spans(text)  # every sentence, "Yes." with "Done."
+    np.testing.assert_allclose(stored, embedder.encode([text[a:b] for a, b in spans]), atol=5e-3)
+    first, *tails = embedder.texts
+    assert first[0] == _chunk(text).indexed_text()
+    # each later pass starts at the first sentence left out, under the same context line
+    assert len(tails) >= 2 and all(t[0].startswith("Handbook > Guide > Install\nStep ") for t in tails)
+    assert [tuple(s) for s in sentences.of_row(1)[0].tolist()] == [(0, 10)]
+
+
+def test_a_span_the_model_never_gives_a_vector_is_left_for_query_time():
+    from ingest.pipeline import encode_chunks
+
+    class Never(HashingEmbedder):
+        def encode_for_index(self, texts, spans):
+            return super().encode_for_index(texts, [[(a, b) for a, b in s if "zzz" not in t[a:b]] for t, s in zip(texts, spans)])
+
+    text = "The first sentence is fine here. A zzz sentence no token covers here. The last one is fine too."
+    spans = [tuple(s) for s in encode_chunks([_chunk(text)], Never())[2].of_row(0)[0].tolist()]
+    assert spans == [embedded_spans(text)[0], embedded_spans(text)[2]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "openvino-int8"])
+def test_real_token_offsets_line_up_with_the_extractors_sentences(backend, tmp_path):
+    """With the real tokenizer, a long passage (past 256 tokens) has a stored vector for every
+    sentence, each close to what the model gives that sentence read inside the passage."""
+    from ingest.pipeline import encode_chunks
+    from km_search.embedding.embedder import Embedder
+
+    embedder = Embedder(backend=backend, cache_dir=tmp_path / "models")
+    text = " ".join(f"Rule {i}: the VPN certificate of office number {i} expires after {i + 30} days (see “Renewal”)."
+                    for i in range(40))  # about 700 tokens
+    chunk = _chunk(text)
+    _, _, sentences = encode_chunks([chunk] * 20, embedder)  # 20: enough to calibrate the int8 export
+    spans, stored = sentences.of_row(0)
+    assert [tuple(s) for s in spans.tolist()] == embedded_spans(text) and len(spans) == 40
+    # the first sentence pooled by hand from the passage's own tokens, found by their characters
+    runtime = embedder.runtime
+    shift = len(chunk.indexed_text()) - len(text)
+    a, b = spans[0]
+    if backend == "torch":
+        encoded = runtime.model.tokenizer(chunk.indexed_text(), truncation=True, max_length=256, return_offsets_mapping=True)
+        offsets = encoded["offset_mapping"]
+    else:
+        offsets = runtime.tokenizer.encode(chunk.indexed_text()).offsets
+    inside = [i for i, (s, e) in enumerate(offsets) if e > s and s >= a + shift and e <= b + shift]
+    assert inside == list(range(inside[0], inside[-1] + 1))
+    spelled = chunk.indexed_text()[offsets[inside[0]][0]:offsets[inside[-1]][1]]
+    assert spelled == text[a:b]  # the tokens spell the sentence, no more, no less
+    alone = embedder.encode([text[a:b] for a, b in spans[:3]])
+    assert (np.sum(stored[:3] * alone, axis=1) > 0.5).all()  # the same sentence, read in its passage
