@@ -129,29 +129,82 @@ def metrics(ranks: dict[str, int | None]) -> dict[str, float]:
     }
 
 
-def km_ranks(set_dir: Path, docs: Path, queries, judges) -> dict[str, int | None]:
-    """km-search's default end to end: evaluate_end_to_end's ingest and search, per-query ranks kept."""
+# Changes tried on the bench (issue #16): name -> Settings overrides. Ingest-time keys (INGEST_KEYS)
+# get a build of their own; the others are query-time and share a build. `--variants a,b` runs them;
+# every result is kept in genres.json and tabled in docs/quality.md (VARIANTS markers).
+VARIANTS: dict[str, dict] = {
+    "400/80 words": {"chunk_words": 400, "chunk_overlap": 80},
+    "350/70 words": {"chunk_words": 350, "chunk_overlap": 70},
+    "500/100 words": {"chunk_words": 500, "chunk_overlap": 100},
+    "200/40 words": {"chunk_words": 200, "chunk_overlap": 40},
+    "short sections packed": {"pack_sections": True},
+    "short documents packed (<= 1000 words)": {"pack_document_words": 1000},
+    "short documents packed (<= 2000 words)": {"pack_document_words": 2000},
+    "short documents packed (<= 1000) + 400/80 words": {"pack_document_words": 1000, "chunk_words": 400, "chunk_overlap": 80},
+    # from here on list entries (siblings under one heading path) are never packed together
+    "entries apart + short documents packed (<= 1000)": {"pack_document_words": 1000},
+    "entries apart + short documents packed (<= 1000) + 400/80 words": {"pack_document_words": 1000, "chunk_words": 400,
+                                                                       "chunk_overlap": 80},
+    "entries apart + sections packed + 400/80 words": {"pack_sections": True, "chunk_words": 400, "chunk_overlap": 80},
+    "entries apart + short documents packed (<= 1000) + 350/70 words + no lexical neighbours": {
+        "pack_document_words": 1000, "chunk_words": 350, "chunk_overlap": 70, "lexical_neighbor_weight": 0.0},
+    "dense weight 0.6": {"dense_weight": 0.6},
+    "dense weight 0.8": {"dense_weight": 0.8},
+    "rrf fusion": {"fusion": "rrf"},
+    "3-sigma fusion": {"fusion": "dbsf"},
+    "3-sigma fusion, dense 0.6": {"fusion": "dbsf", "dense_weight": 0.6},
+    "window weight 0.5": {"window_weight": 0.5},
+    "window weight 0.9": {"window_weight": 0.9},
+    "no dense neighbours": {"dense_neighbor_weight": 0.0},
+    "dense neighbours 0.3": {"dense_neighbor_weight": 0.3},
+    "no lexical neighbours": {"lexical_neighbor_weight": 0.0},
+    "lexical neighbours 0.3": {"lexical_neighbor_weight": 0.3},
+    # one side alone, to compare with the dense and BM25 baselines (not candidates for a default)
+    "km dense alone": {"mode": "dense"},
+    "km lexical alone": {"mode": "lexical"},
+}
+INGEST_KEYS = {"chunk_words", "chunk_overlap", "pack_sections", "pack_document_words", "embed_backend", "model"}
+
+
+def km_variant_ranks(set_dir: Path, docs: Path, queries, judges, variants: dict[str, dict]) -> dict[str, dict]:
+    """Each variant end to end as `km eval SET --kind e2e` runs it (evaluate_end_to_end), one build per
+    distinct set of ingest-time overrides: per variant, each query's first-hit rank and the mean words
+    of the top 10 (longer passages meet the overlap rule more easily, so the table shows it)."""
     import evaluation.retrieval as er
     from km_search.embedding.embedder import Embedder
     from km_search.settings import Settings
 
-    settings = Settings()
-    embedder = Embedder.from_settings(settings)
-    ranks: dict[str, int | None] = {}
+    embedder = Embedder.from_settings(Settings())
+    builds: dict[tuple, dict[str, dict]] = {}
+    for name, overrides in variants.items():
+        key = tuple(sorted((k, v) for k, v in overrides.items() if k in INGEST_KEYS))
+        builds.setdefault(key, {})[name] = {k: v for k, v in overrides.items() if k not in INGEST_KEYS}
+    out: dict[str, dict] = {}
     original = er.run_queries
+    for key, query_variants in builds.items():
+        recorded: list[tuple[dict, list[int]]] = []
 
-    def recording(qs, search, judge):
-        outcomes = original(qs, search, judge)
-        ranks.update({o.query_id: o.rank for o in outcomes})
-        return outcomes
+        def recording(qs, search, judge):
+            words: list[int] = []
 
-    er.run_queries = recording
-    try:
-        res = er.evaluate_end_to_end(set_dir, settings, embedder, {"default": {}}, docs=docs)
-    finally:
-        er.run_queries = original
-    assert abs(metrics(ranks)["MRR@10"] - res["default"]["MRR@10"]) < 1e-3, (metrics(ranks), res)
-    return ranks
+            def measured(q, n):
+                hits = search(q, n)
+                words.append(sum(len(h.text.split()) for h in hits[:10]) // max(1, len(hits[:10])))
+                return hits
+
+            outcomes = original(qs, measured, judge)
+            recorded.append(({o.query_id: o.rank for o in outcomes}, words))
+            return outcomes
+
+        er.run_queries = recording
+        try:
+            res = er.evaluate_end_to_end(set_dir, Settings(**dict(key)), embedder, query_variants, docs=docs)
+        finally:
+            er.run_queries = original
+        for name, (ranks, words) in zip(query_variants, recorded):
+            assert abs(metrics(ranks)["MRR@10"] - res[name]["MRR@10"]) < 1e-3, (name, metrics(ranks), res[name])
+            out[name] = {"ranks": ranks, "words@10": round(statistics.fmean(words or [0]))}
+    return out
 
 
 def run_set(name: str, set_dir: Path, docs: Path, skip_km: bool, previous: dict | None) -> dict:
@@ -169,10 +222,12 @@ def run_set(name: str, set_dir: Path, docs: Path, skip_km: bool, previous: dict 
     runs = {"bm25": lex, "dense": den, "hybrid": convex(den, lex)}
     ranks = {m: first_ranks(run, corpus, queries, judges) for m, run in runs.items()}
     t1 = time.perf_counter()
+    words = None
     if not skip_km:
-        ranks["km"] = km_ranks(set_dir, docs, queries, judges)
+        km = km_variant_ranks(set_dir, docs, queries, judges, {"km": {}})["km"]
+        ranks["km"], words = km["ranks"], km["words@10"]
     elif previous and "km" in previous.get("ranks", {}):
-        ranks["km"] = previous["ranks"]["km"]
+        ranks["km"], words = previous["ranks"]["km"], previous.get("km_words@10")
     t2 = time.perf_counter()
     genre = GENRES.get(name, ("(not described in GENRES)", "", ""))
     return {
@@ -183,6 +238,7 @@ def run_set(name: str, set_dir: Path, docs: Path, skip_km: bool, previous: dict 
         "seconds": {"baselines": round(t1 - t0, 1), **({"km": round(t2 - t1, 1)} if not skip_km else {})},
         "metrics": {m: metrics(r) for m, r in ranks.items()},
         "ranks": ranks,
+        "km_words@10": words,
     }
 
 
@@ -208,44 +264,133 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_doc(results: dict) -> None:
-    doc = ROOT / "docs" / "quality.md"
-    text = doc.read_text(encoding="utf-8")
-    start, end = "<!-- BEGIN GENRES -->", "<!-- END GENRES -->"
+def _mrr(ranks: dict) -> float:
+    return metrics(ranks)["MRR@10"]
+
+
+def variant_scores(results: dict, variants: dict) -> dict[str, dict[str, float]]:
+    """MRR@10 per configuration (the default and every variant measured) per set."""
+    scores = {"default": {n: r["metrics"]["km"]["MRR@10"] for n, r in results.items() if "km" in r["metrics"]}}
+    for name, v in variants.items():
+        if name not in VARIANTS:
+            continue
+        scores[name] = {n: _mrr(x["ranks"]) for n, x in v["sets"].items() if n in scores["default"]}
+    return scores
+
+
+def adoptable(candidate: dict[str, float], default: dict[str, float], names) -> bool:
+    """The adoption rule: a higher mean MRR@10 over the sets, and no set lower by more than 0.01."""
+    names = [n for n in names if n in candidate]
+    return bool(names) and statistics.fmean(candidate[n] for n in names) > statistics.fmean(default[n] for n in names) \
+        and all(candidate[n] >= default[n] - 0.01 for n in names)
+
+
+def variants_table(results: dict, variants: dict) -> str:
+    scores = variant_scores(results, variants)
+    complete = {k: v for k, v in scores.items() if set(v) == set(scores["default"])}
+    cols = list(complete)
+    lines = ["| set | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for n in scores["default"]:
+        lines.append(f"| {n} | " + " | ".join(f"{complete[c][n]:.3f}" for c in cols) + " |")
+    default = scores["default"]
+    lines.append("| **mean** | " + " | ".join(f"**{statistics.fmean(complete[c].values()):.3f}**" for c in cols) + " |")
+    measured = [r["km_words@10"] for r in results.values() if r.get("km_words@10")]
+    words = [f"{statistics.fmean(measured):.0f}" if len(measured) == len(results) else "—"]
+    words += [f"{statistics.fmean(x['words@10'] for x in variants[c]['sets'].values()):.0f}" for c in cols[1:]]
+    lines.append("| mean words of a top-10 passage | " + " | ".join(words) + " |")
+    worst = [""] + [f"{min(complete[c][n] - default[n] for n in default):+.3f}" for c in cols[1:]]
+    lines.append("| worst set vs default | " + " | ".join(worst) + " |")
+    rule = [""] + ["(one side)" if "mode" in VARIANTS[c] else "adoptable" if adoptable(complete[c], default, default)
+                   else "no" for c in cols[1:]]
+    lines.append("| adoption rule | " + " | ".join(rule) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def leave_one_genre_out(results: dict, variants: dict) -> str:
+    """For each genre held out: the configuration the rule picks on the other genres' sets, scored on the held-out sets."""
+    scores = {k: v for k, v in variant_scores(results, variants).items() if set(v) == set(results)}
+    default = scores["default"]
+    lines = ["| held-out genre | sets | picked on the other sets | held-out MRR@10: default → picked |", "|---|---|---|---|"]
+    for genre in dict.fromkeys(r["genre"] for r in results.values()):
+        held = [n for n, r in results.items() if r["genre"] == genre]
+        rest = [n for n in results if n not in held]
+        ok = [c for c in scores if c != "default" and "mode" not in VARIANTS[c] and adoptable(scores[c], default, rest)]
+        pick = max(ok, key=lambda c: statistics.fmean(scores[c][n] for n in rest), default="default")
+        before = statistics.fmean(default[n] for n in held)
+        after = statistics.fmean(scores[pick][n] for n in held)
+        lines.append(f"| {genre} | {', '.join(held)} | {pick} | {before:.3f} → {after:.3f} ({after - before:+.3f}) |")
+    return "\n".join(lines) + "\n"
+
+
+def _replace_between(text: str, marker: str, body: str) -> str:
+    start, end = f"<!-- BEGIN {marker} -->", f"<!-- END {marker} -->"
     if start not in text:
-        return
+        return text
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    doc.write_text(f"{head}{start}\n{table(results)}{end}{tail}", encoding="utf-8")
+    return f"{head}{start}\n{body}{end}{tail}"
+
+
+def write_doc(results: dict, variants: dict) -> None:
+    doc = ROOT / "docs" / "quality.md"
+    text = _replace_between(doc.read_text(encoding="utf-8"), "GENRES", table(results))
+    if variants:
+        text = _replace_between(text, "VARIANTS", variants_table(results, variants))
+        text = _replace_between(text, "LOGO", leave_one_genre_out(results, variants))
+    doc.write_text(text, encoding="utf-8")
+
+
+def _save(path: Path, results: dict, variants: dict) -> None:
+    import bm25s
+    import sentence_transformers
+    import torch
+
+    path.write_text(json.dumps({
+        "environment": {"python": platform.python_version(), "bm25s": bm25s.__version__,
+                        "sentence_transformers": sentence_transformers.__version__, "torch": torch.__version__,
+                        "cpu_count": os.cpu_count(), "machine": "shared 2-core VM (latency not comparable)",
+                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
+        "methods": METHODS, "window": WINDOW, "stride": STRIDE, "sets": results, "variants": variants}, indent=1) + "\n")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", help="comma-separated set names (default: all)")
     ap.add_argument("--skip-km", action="store_true", help="baselines only (km-search's ranks kept from --out)")
+    ap.add_argument("--variants", help="comma-separated names of VARIANTS to measure (km-search only; 'all': every one)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "genres.json")
-    ap.add_argument("--no-doc", action="store_true", help="do not rewrite the table in docs/quality.md")
+    ap.add_argument("--no-doc", action="store_true", help="do not rewrite the tables in docs/quality.md")
     args = ap.parse_args(argv)
     old = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results = dict(old.get("sets", {}))
+    results, variants = dict(old.get("sets", {})), dict(old.get("variants", {}))
+    chosen = list(VARIANTS) if args.variants == "all" else (args.variants.split(",") if args.variants else [])
+    unknown = [c for c in chosen if c not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+    order = list(GENRES) + [s[0] for s in sets(None)]
     for name, set_dir, docs in sets(args.sets.split(",") if args.sets else None):
         print(f"{name}: running…", file=sys.stderr, flush=True)
-        results[name] = run_set(name, set_dir, docs, args.skip_km, results.get(name))
-        print(json.dumps({name: results[name]["metrics"], "seconds": results[name]["seconds"]}), flush=True)
-        order = list(GENRES) + [s[0] for s in sets(None)]
-        results = {k: results[k] for k in sorted(results, key=lambda k: order.index(k) if k in order else 99)}
-        import bm25s
-        import sentence_transformers
-        import torch
+        if chosen:
+            from evaluation.retrieval import GoldAnswer
 
-        args.out.write_text(json.dumps({
-            "environment": {"python": platform.python_version(), "bm25s": bm25s.__version__,
-                            "sentence_transformers": sentence_transformers.__version__, "torch": torch.__version__,
-                            "cpu_count": os.cpu_count(), "machine": "shared 2-core VM (latency not comparable)",
-                            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
-            "methods": METHODS, "window": WINDOW, "stride": STRIDE, "sets": results}, indent=1) + "\n")
+            gold = {g["query_id"]: g for g in read_jsonl(set_dir / "gold.jsonl")}
+            queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in gold]
+            judges = {qid: GoldAnswer(g["answer"]) for qid, g in gold.items()}
+            measured = km_variant_ranks(set_dir, docs, queries, judges, {c: VARIANTS[c] for c in chosen})
+            for c, m in measured.items():
+                entry = variants.setdefault(c, {"overrides": VARIANTS[c], "sets": {}})
+                if entry["overrides"] != VARIANTS[c]:
+                    entry.update(overrides=VARIANTS[c], sets={})
+                entry["sets"][name] = {"metrics": metrics(m["ranks"]), **m}
+            print(json.dumps({name: {c: measured[c]["ranks"] and metrics(measured[c]["ranks"])["MRR@10"] for c in measured}}),
+                  flush=True)
+        else:
+            results[name] = run_set(name, set_dir, docs, args.skip_km, results.get(name))
+            print(json.dumps({name: results[name]["metrics"], "seconds": results[name]["seconds"]}), flush=True)
+            results = {k: results[k] for k in sorted(results, key=lambda k: order.index(k) if k in order else 99)}
+        _save(args.out, results, variants)
     if not args.no_doc:
-        write_doc(results)
+        write_doc(results, variants)
     return 0
 
 

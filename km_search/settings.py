@@ -55,7 +55,12 @@ class Settings(BaseSettings):
     chunk_words: int = Field(300, ge=20, description="Target passage size in words.")
     chunk_overlap: int = Field(60, ge=0, description="Words repeated between consecutive passages.")
     pack_sections: bool = Field(False, description="Join runs of short sibling sections into one passage.")
-    fusion: Literal["convex", "rrf"] = Field("convex", description="How dense and lexical ranks are fused.")
+    pack_document_words: int = Field(
+        0, ge=0,
+        description="Documents of at most this many words get their short sibling sections joined into passages, "
+        "as KM_PACK_SECTIONS does for every document (0: never).",
+    )
+    fusion: Literal["convex", "rrf", "dbsf"] = Field("convex", description="How dense and lexical ranks are fused.")
     dense_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the dense score in convex fusion.")
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
     candidates: int = Field(100, ge=1, description="Candidates taken from each retriever before fusion.")
