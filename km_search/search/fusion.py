@@ -36,25 +36,3 @@ def convex_combination(dense: Ranked, lexical: Ranked, dense_weight: float = 0.7
     }
     return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
 
-
-def three_sigma(ranked: Ranked) -> dict[int, float]:
-    """Scale scores by their spread instead of their extremes (Qdrant's distribution-based fusion):
-    mean - 3 sd maps to 0 and mean + 3 sd to 1, so one outlier does not squash the rest."""
-    if not ranked:
-        return {}
-    scores = [s for _, s in ranked]
-    mean = sum(scores) / len(scores)
-    sd = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
-    if sd == 0:
-        return {item: 1.0 for item, _ in ranked}
-    return {item: (s - mean + 3 * sd) / (6 * sd) for item, s in ranked}
-
-
-def distribution_combination(dense: Ranked, lexical: Ranked, dense_weight: float = 0.7) -> list[tuple[int, float]]:
-    """convex_combination over three_sigma-scaled scores; an item missing from one list gets 0 there."""
-    d, l = three_sigma(dense), three_sigma(lexical)
-    fused = {
-        item: dense_weight * d.get(item, 0.0) + (1.0 - dense_weight) * l.get(item, 0.0)
-        for item in d.keys() | l.keys()
-    }
-    return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))

@@ -18,7 +18,7 @@ from km_search.index.context import borrow_from_neighbors
 from km_search.index.lexical import LexicalScores
 from km_search.embedding.embedder import Embedder
 from km_search.embedding.rerank import Reranker
-from km_search.search.fusion import convex_combination, distribution_combination, reciprocal_rank_fusion
+from km_search.search.fusion import convex_combination, reciprocal_rank_fusion
 from km_search.search.grouping import group_ranked, grouped_depth
 from km_search.settings import Settings
 from km_search.search.snippets import snippet
@@ -166,8 +166,6 @@ class Retriever:
             return list(lexical)
         if self.settings.fusion == "rrf":
             return reciprocal_rank_fusion([dense, lexical], k=self.settings.rrf_k)
-        if self.settings.fusion == "dbsf":
-            return distribution_combination(dense, lexical, self.settings.dense_weight)
         return convex_combination(dense, lexical, self.settings.dense_weight)
 
     def _rerank(self, query: str, fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
