@@ -8,7 +8,7 @@ CONSTRAINTS := -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install ocr-tools run test test-fast docs examples quality bench clean
+.PHONY: install ocr-tools run test test-fast docs examples quality quality-configs bench clean
 
 install: $(VENV)/.installed ocr-tools
 
@@ -42,7 +42,10 @@ test-fast: install  # unit tests only (no real model, no server, no browser): th
 docs: install  # the reference pages generated from the code: docs/configuration.md, docs/cli.md, docs/index.md
 	$(BIN)/python docs/reference.py
 
-quality: install  # retrieval quality of each configuration on every labelled set -> docs/quality.md
+quality: install  # the bench of many genres (~5 min quiet): baselines and the default on every labelled set -> bench/genres.json, docs/quality.md
+	$(BIN)/python bench/genres.py
+
+quality-configs: install  # every configuration on the passage-level sets -> bench/quality.json, docs/quality.md
 	$(BIN)/python bench/quality.py
 
 bench: install  # performance (issue 9) -> bench/results.json, docs/performance.md; BENCH_QUICK=1, BENCH_SIZES=10k,100k,1m, BENCH_PARTS=embed,ingest,http

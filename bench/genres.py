@@ -129,29 +129,79 @@ def metrics(ranks: dict[str, int | None]) -> dict[str, float]:
     }
 
 
-def km_ranks(set_dir: Path, docs: Path, queries, judges) -> dict[str, int | None]:
-    """km-search's default end to end: evaluate_end_to_end's ingest and search, per-query ranks kept."""
+# Changes tried on the bench (issue #16): name -> Settings overrides. Ingest-time keys (INGEST_KEYS)
+# get a build of their own; the others are query-time and share a build. `--variants a,b` runs them;
+# every result is kept in genres.json and tabled in docs/quality.md (VARIANTS markers).
+VARIANTS: dict[str, dict] = {
+    "400/80 words": {"chunk_words": 400, "chunk_overlap": 80},
+    "350/70 words": {"chunk_words": 350, "chunk_overlap": 70},
+    "500/100 words": {"chunk_words": 500, "chunk_overlap": 100},
+    "200/40 words": {"chunk_words": 200, "chunk_overlap": 40},
+    "entries apart + short documents packed (<= 1000)": {"pack_document_words": 1000},
+    "entries apart + short documents packed (<= 1000) + 400/80 words": {"pack_document_words": 1000, "chunk_words": 400,
+                                                                       "chunk_overlap": 80},
+    "entries apart + sections packed + 400/80 words": {"pack_sections": True, "chunk_words": 400, "chunk_overlap": 80},
+    "entries apart + short documents packed (<= 1000) + 350/70 words + no lexical neighbours": {
+        "pack_document_words": 1000, "chunk_words": 350, "chunk_overlap": 70, "lexical_neighbor_weight": 0.0},
+    "dense weight 0.6": {"dense_weight": 0.6},
+    "dense weight 0.8": {"dense_weight": 0.8},
+    "rrf fusion": {"fusion": "rrf"},
+    "window weight 0.5": {"window_weight": 0.5},
+    "window weight 0.9": {"window_weight": 0.9},
+    "no dense neighbours": {"dense_neighbor_weight": 0.0},
+    "dense neighbours 0.3": {"dense_neighbor_weight": 0.3},
+    "no lexical neighbours": {"lexical_neighbor_weight": 0.0},
+    "lexical neighbours 0.3": {"lexical_neighbor_weight": 0.3},
+    # one side alone, to compare with the dense and BM25 baselines (not candidates for a default)
+    "km dense alone": {"mode": "dense"},
+    "km lexical alone": {"mode": "lexical"},
+}
+# measured with code since removed (Qdrant-style 3-sigma fusion) or changed (packing before list entries
+# were kept apart): in the tables, not re-runnable, never picked by leave-one-genre-out
+RETIRED = {"3-sigma fusion", "3-sigma fusion, dense 0.6", "short sections packed", "short documents packed (<= 1000 words)",
+           "short documents packed (<= 2000 words)", "short documents packed (<= 1000) + 400/80 words"}
+INGEST_KEYS = {"chunk_words", "chunk_overlap", "pack_sections", "pack_document_words", "embed_backend", "model"}
+
+
+def km_variant_ranks(set_dir: Path, docs: Path, queries, judges, variants: dict[str, dict]) -> dict[str, dict]:
+    """Each variant end to end as `km eval SET --kind e2e` runs it (evaluate_end_to_end), one build per
+    distinct set of ingest-time overrides: per variant, each query's first-hit rank and the mean words
+    of the top 10 (longer passages meet the overlap rule more easily, so the table shows it)."""
     import evaluation.retrieval as er
     from km_search.embedding.embedder import Embedder
     from km_search.settings import Settings
 
-    settings = Settings()
-    embedder = Embedder.from_settings(settings)
-    ranks: dict[str, int | None] = {}
+    embedder = Embedder.from_settings(Settings())
+    builds: dict[tuple, dict[str, dict]] = {}
+    for name, overrides in variants.items():
+        key = tuple(sorted((k, v) for k, v in overrides.items() if k in INGEST_KEYS))
+        builds.setdefault(key, {})[name] = {k: v for k, v in overrides.items() if k not in INGEST_KEYS}
+    out: dict[str, dict] = {}
     original = er.run_queries
+    for key, query_variants in builds.items():
+        recorded: list[tuple[dict, list[int]]] = []
 
-    def recording(qs, search, judge):
-        outcomes = original(qs, search, judge)
-        ranks.update({o.query_id: o.rank for o in outcomes})
-        return outcomes
+        def recording(qs, search, judge):
+            words: list[int] = []
 
-    er.run_queries = recording
-    try:
-        res = er.evaluate_end_to_end(set_dir, settings, embedder, {"default": {}}, docs=docs)
-    finally:
-        er.run_queries = original
-    assert abs(metrics(ranks)["MRR@10"] - res["default"]["MRR@10"]) < 1e-3, (metrics(ranks), res)
-    return ranks
+            def measured(q, n):
+                hits = search(q, n)
+                words.append(sum(len(h.text.split()) for h in hits[:10]) // max(1, len(hits[:10])))
+                return hits
+
+            outcomes = original(qs, measured, judge)
+            recorded.append(({o.query_id: o.rank for o in outcomes}, words))
+            return outcomes
+
+        er.run_queries = recording
+        try:
+            res = er.evaluate_end_to_end(set_dir, Settings(**dict(key)), embedder, query_variants, docs=docs)
+        finally:
+            er.run_queries = original
+        for name, (ranks, words) in zip(query_variants, recorded):
+            assert abs(metrics(ranks)["MRR@10"] - res[name]["MRR@10"]) < 1e-3, (name, metrics(ranks), res[name])
+            out[name] = {"ranks": ranks, "words@10": round(statistics.fmean(words or [0]))}
+    return out
 
 
 def run_set(name: str, set_dir: Path, docs: Path, skip_km: bool, previous: dict | None) -> dict:
@@ -169,10 +219,12 @@ def run_set(name: str, set_dir: Path, docs: Path, skip_km: bool, previous: dict 
     runs = {"bm25": lex, "dense": den, "hybrid": convex(den, lex)}
     ranks = {m: first_ranks(run, corpus, queries, judges) for m, run in runs.items()}
     t1 = time.perf_counter()
+    words = None
     if not skip_km:
-        ranks["km"] = km_ranks(set_dir, docs, queries, judges)
+        km = km_variant_ranks(set_dir, docs, queries, judges, {"km": {}})["km"]
+        ranks["km"], words = km["ranks"], km["words@10"]
     elif previous and "km" in previous.get("ranks", {}):
-        ranks["km"] = previous["ranks"]["km"]
+        ranks["km"], words = previous["ranks"]["km"], previous.get("km_words@10")
     t2 = time.perf_counter()
     genre = GENRES.get(name, ("(not described in GENRES)", "", ""))
     return {
@@ -183,6 +235,7 @@ def run_set(name: str, set_dir: Path, docs: Path, skip_km: bool, previous: dict 
         "seconds": {"baselines": round(t1 - t0, 1), **({"km": round(t2 - t1, 1)} if not skip_km else {})},
         "metrics": {m: metrics(r) for m, r in ranks.items()},
         "ranks": ranks,
+        "km_words@10": words,
     }
 
 
@@ -208,44 +261,160 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_doc(results: dict) -> None:
-    doc = ROOT / "docs" / "quality.md"
-    text = doc.read_text(encoding="utf-8")
-    start, end = "<!-- BEGIN GENRES -->", "<!-- END GENRES -->"
+def _mrr(ranks: dict) -> float:
+    return metrics(ranks)["MRR@10"]
+
+
+# what every variant was measured against (its ranks kept in genres.json under this name)
+REFERENCE = "default until 2026-12-02 (300/60 words, no packing, lexical neighbours 0.15)"
+
+
+def variant_scores(results: dict, variants: dict) -> dict[str, dict[str, float]]:
+    """MRR@10 per configuration per set, the reference first (the default when none is recorded)."""
+    scores = {"default": {n: r["metrics"]["km"]["MRR@10"] for n, r in results.items() if "km" in r["metrics"]}}
+    if REFERENCE in variants:
+        scores = {REFERENCE: {n: _mrr(x["ranks"]) for n, x in variants[REFERENCE]["sets"].items()}}
+    for name, v in variants.items():
+        if name != REFERENCE:
+            scores[name] = {n: _mrr(x["ranks"]) for n, x in v["sets"].items() if n in next(iter(scores.values()))}
+    return scores
+
+
+def adoptable(candidate: dict[str, float], default: dict[str, float], names) -> bool:
+    """The adoption rule: a higher mean MRR@10 over the sets, and no set lower by more than 0.01."""
+    names = [n for n in names if n in candidate]
+    return bool(names) and statistics.fmean(candidate[n] for n in names) > statistics.fmean(default[n] for n in names) \
+        and all(candidate[n] >= default[n] - 0.01 for n in names)
+
+
+def variants_table(results: dict, variants: dict) -> str:
+    """One row per configuration: MRR@10 on every set, the mean, the mean words of a top-10 passage,
+    the worst set against the default, and whether the adoption rule holds."""
+    scores = variant_scores(results, variants)
+    base = next(iter(scores))
+    default = scores[base]
+    names = list(default)
+    lines = ["| configuration | " + " | ".join(names) + " | mean | words | worst set | rule |",
+             "|---" * (len(names) + 5) + "|"]
+    for c, row in scores.items():
+        if set(row) != set(default):
+            continue
+        if c == base:
+            measured = [x.get("words@10") for x in variants.get(base, {}).get("sets", {}).values()] or \
+                [r.get("km_words@10") for r in results.values()]
+            words = f"{statistics.fmean(measured):.0f}" if all(measured) else "—"
+            worst, rule = "", ""
+        else:
+            words = f"{statistics.fmean(x['words@10'] for x in variants[c]['sets'].values()):.0f}"
+            worst = f"{min(row[n] - default[n] for n in names):+.3f}"
+            rule = "(one side)" if "mode" in variants[c]["overrides"] else "(retired)" if c in RETIRED else "adoptable" if adoptable(row, default, names) else "no"
+        label = f"**{c}**" if c == base else c
+        lines.append(f"| {label} | " + " | ".join(f"{row[n]:.3f}" for n in names)
+                     + f" | **{statistics.fmean(row.values()):.3f}** | {words} | {worst} | {rule} |")
+    return "\n".join(lines) + "\n"
+
+
+def leave_one_genre_out(results: dict, variants: dict) -> str:
+    """For each genre held out: the configuration the rule picks on the other genres' sets, scored on the held-out sets."""
+    scores = {k: v for k, v in variant_scores(results, variants).items() if set(v) == set(results)}
+    base = next(iter(scores))
+    default = scores[base]
+    lines = ["| held-out genre | sets | picked on the other sets | held-out MRR@10: default → picked |", "|---|---|---|---|"]
+    for genre in dict.fromkeys(r["genre"] for r in results.values()):
+        held = [n for n, r in results.items() if r["genre"] == genre]
+        rest = [n for n in results if n not in held]
+        ok = [c for c in scores if c != base and c not in RETIRED and "mode" not in variants[c]["overrides"]
+              and adoptable(scores[c], default, rest)]
+        pick = max(ok, key=lambda c: statistics.fmean(scores[c][n] for n in rest), default=base)
+        before = statistics.fmean(default[n] for n in held)
+        after = statistics.fmean(scores[pick][n] for n in held)
+        lines.append(f"| {genre} | {', '.join(held)} | {pick} | {before:.3f} → {after:.3f} ({after - before:+.3f}) |")
+    return "\n".join(lines) + "\n"
+
+
+def _replace_between(text: str, marker: str, body: str) -> str:
+    start, end = f"<!-- BEGIN {marker} -->", f"<!-- END {marker} -->"
     if start not in text:
-        return
+        return text
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    doc.write_text(f"{head}{start}\n{table(results)}{end}{tail}", encoding="utf-8")
+    return f"{head}{start}\n{body}{end}{tail}"
+
+
+def write_doc(results: dict, variants: dict) -> None:
+    doc = ROOT / "docs" / "quality.md"
+    text = _replace_between(doc.read_text(encoding="utf-8"), "GENRES", table(results))
+    if variants:
+        text = _replace_between(text, "VARIANTS", variants_table(results, variants))
+        text = _replace_between(text, "LOGO", leave_one_genre_out(results, variants))
+    doc.write_text(text, encoding="utf-8")
+
+
+def _save(path: Path, results: dict, variants: dict) -> None:
+    import bm25s
+    import sentence_transformers
+    import torch
+
+    path.write_text(json.dumps({
+        "environment": {"python": platform.python_version(), "bm25s": bm25s.__version__,
+                        "sentence_transformers": sentence_transformers.__version__, "torch": torch.__version__,
+                        "cpu_count": os.cpu_count(), "machine": "shared 2-core VM (latency not comparable)",
+                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
+        "methods": METHODS, "window": WINDOW, "stride": STRIDE, "sets": results, "variants": variants}, indent=1) + "\n")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", help="comma-separated set names (default: all)")
     ap.add_argument("--skip-km", action="store_true", help="baselines only (km-search's ranks kept from --out)")
+    ap.add_argument("--km-only", action="store_true",
+                    help="re-measure km-search's default only, the baselines kept from --out (their input is unchanged)")
+    ap.add_argument("--variants", help="comma-separated names of VARIANTS to measure (km-search only; 'all': every one)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "genres.json")
-    ap.add_argument("--no-doc", action="store_true", help="do not rewrite the table in docs/quality.md")
+    ap.add_argument("--no-doc", action="store_true", help="do not rewrite the tables in docs/quality.md")
     args = ap.parse_args(argv)
     old = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results = dict(old.get("sets", {}))
+    results, variants = dict(old.get("sets", {})), dict(old.get("variants", {}))
+    chosen = list(VARIANTS) if args.variants == "all" else (args.variants.split(",") if args.variants else [])
+    unknown = [c for c in chosen if c not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+    order = list(GENRES) + [s[0] for s in sets(None)]
     for name, set_dir, docs in sets(args.sets.split(",") if args.sets else None):
         print(f"{name}: running…", file=sys.stderr, flush=True)
-        results[name] = run_set(name, set_dir, docs, args.skip_km, results.get(name))
-        print(json.dumps({name: results[name]["metrics"], "seconds": results[name]["seconds"]}), flush=True)
-        order = list(GENRES) + [s[0] for s in sets(None)]
-        results = {k: results[k] for k in sorted(results, key=lambda k: order.index(k) if k in order else 99)}
-        import bm25s
-        import sentence_transformers
-        import torch
+        if chosen:
+            from evaluation.retrieval import GoldAnswer
 
-        args.out.write_text(json.dumps({
-            "environment": {"python": platform.python_version(), "bm25s": bm25s.__version__,
-                            "sentence_transformers": sentence_transformers.__version__, "torch": torch.__version__,
-                            "cpu_count": os.cpu_count(), "machine": "shared 2-core VM (latency not comparable)",
-                            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
-            "methods": METHODS, "window": WINDOW, "stride": STRIDE, "sets": results}, indent=1) + "\n")
+            gold = {g["query_id"]: g for g in read_jsonl(set_dir / "gold.jsonl")}
+            queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in gold]
+            judges = {qid: GoldAnswer(g["answer"]) for qid, g in gold.items()}
+            measured = km_variant_ranks(set_dir, docs, queries, judges, {c: VARIANTS[c] for c in chosen})
+            for c, m in measured.items():
+                entry = variants.setdefault(c, {"overrides": VARIANTS[c], "sets": {}})
+                if entry["overrides"] != VARIANTS[c]:
+                    entry.update(overrides=VARIANTS[c], sets={})
+                entry["sets"][name] = {"metrics": metrics(m["ranks"]), **m}
+            print(json.dumps({name: {c: measured[c]["ranks"] and metrics(measured[c]["ranks"])["MRR@10"] for c in measured}}),
+                  flush=True)
+        elif args.km_only and name in results:
+            from evaluation.retrieval import GoldAnswer
+
+            gold = {g["query_id"]: g for g in read_jsonl(set_dir / "gold.jsonl")}
+            queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in gold]
+            judges = {qid: GoldAnswer(g["answer"]) for qid, g in gold.items()}
+            started = time.perf_counter()
+            km = km_variant_ranks(set_dir, docs, queries, judges, {"km": {}})["km"]
+            r = results[name]
+            r["ranks"]["km"], r["km_words@10"] = km["ranks"], km["words@10"]
+            r["metrics"]["km"], r["seconds"]["km"] = metrics(km["ranks"]), round(time.perf_counter() - started, 1)
+            print(json.dumps({name: r["metrics"]["km"]}), flush=True)
+        else:
+            results[name] = run_set(name, set_dir, docs, args.skip_km, results.get(name))
+            print(json.dumps({name: results[name]["metrics"], "seconds": results[name]["seconds"]}), flush=True)
+            results = {k: results[k] for k in sorted(results, key=lambda k: order.index(k) if k in order else 99)}
+        _save(args.out, results, variants)
     if not args.no_doc:
-        write_doc(results)
+        write_doc(results, variants)
     return 0
 
 

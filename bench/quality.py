@@ -1,4 +1,4 @@
-"""Retrieval quality of every configuration tried, on every labelled set: `make quality`.
+"""Retrieval quality of every configuration tried, on the passage-level sets: `make quality-configs`.
 
 Writes bench/quality.json and the tables in docs/quality.md (between the BEGIN/END markers).
 Sets: the shared dev set (../shared/eval/debian_faq, when present), the sets under evalsets/, and

@@ -79,9 +79,9 @@ def _words(text: str) -> int:
 def pack_sections(sections: tuple[Section, ...], max_words: int) -> list[Section]:
     """Join runs of short sibling sections (same top-level heading) into one of at most `max_words`.
 
-    A three-line "Status" section or a one-paragraph FAQ answer is too small to stand alone: its
-    embedding has little to go on and an answer often spans it and its neighbour. The joined section
-    keeps each part's heading as a line of text and links to the part holding the most words.
+    A three-line "Status" section is too small to stand alone: its embedding has little to go on and
+    an answer often spans it and its neighbour. The joined section keeps each part's heading as a
+    line of text and links to the part holding the most words.
     """
     packed: list[Section] = []
     group: list[Section] = []
@@ -102,7 +102,10 @@ def pack_sections(sections: tuple[Section, ...], max_words: int) -> list[Section
     for section in sections:
         size = _words(section.text)
         same_parent = group and group[0].heading_path[:1] == section.heading_path[:1] and group[0].page == section.page
-        if group and same_parent and sum(_words(s.text) for s in group) + size <= max_words:
+        # sections under one and the same heading path are entries of a list (FAQ entries of a
+        # DocBook qandaset, definitions), each its own topic: never joined
+        entry = any(s.heading_path == section.heading_path for s in group)
+        if group and same_parent and not entry and sum(_words(s.text) for s in group) + size <= max_words:
             group.append(section)
             continue
         flush()
@@ -111,8 +114,10 @@ def pack_sections(sections: tuple[Section, ...], max_words: int) -> list[Section
     return packed
 
 
-def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30, pack: bool = True) -> list[Chunk]:
+def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30, pack: bool = True,
+                   pack_document_words: int = 0) -> list[Chunk]:
     chunks: list[Chunk] = []
+    pack = pack or 0 < sum(_words(s.text) for s in doc.sections) <= pack_document_words
     sections = pack_sections(doc.sections, max_words) if pack else list(doc.sections)
     for section in sections:
         for text in window_text(section.text, max_words, overlap):

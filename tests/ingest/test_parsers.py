@@ -334,6 +334,17 @@ def test_html_chrome_rules_spare_the_content_wrapper(tmp_path):
     )
 
 
+def test_html_texinfo_node_navigation_is_chrome(tmp_path):
+    # texi2any 6 (R's manuals, libffi) writes <div class="header">, texi2any 7 <div class="nav-panel">
+    page = """<html><body><h1 class="settitle">R Admin</h1><div class="top" id="Top"><div class="header"><p>
+    Next: <a href="#a">Obtaining R</a> [<a href="#c">Contents</a>][<a href="#i">Index</a>]</p></div>
+    <h1 class="top">R Admin</h1><p>A guide.</p></div><div class="chapter" id="Obtaining-R">
+    <div class="nav-panel"><p>Next: <a href="#b">Installing</a>, Previous: <a href="#Top">Top</a></p></div>
+    <h2 class="chapter">1 Obtaining R</h2><p>From CRAN.</p></div></body></html>"""
+    doc = parse(write(tmp_path, "R-admin.html", page))
+    assert [s.text for s in doc.sections] == ["A guide.", "From CRAN."]
+
+
 def test_html_unclosed_heading_does_not_swallow_the_page(tmp_path):
     doc = parse(write(tmp_path, "broken.html", "<body><h2>Unclosed <p>para <table><tr><td>cell<td>two</table>"))
     assert doc.sections == (Section("Unclosed\npara\ncell | two"),)
