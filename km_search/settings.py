@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         730.0, gt=0, description="Age at which an involvement counts halfway between full (today) and half weight."
     )
     answer_threshold: float = Field(
-        0.44, ge=0.0, le=1.0,
+        0.39, ge=0.0, le=1.0,
         description="Answer confidence below which /ask abstains; calibrated with `km eval-answers` (docs/answers.md).",
     )
     answer_passages: int = Field(5, ge=1, le=20, description="Top passages an answer may quote, or the language model sees.")

@@ -164,6 +164,7 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     kind: str = "extractive"
     note: str | None = None
+    missing_terms: tuple[str, ...] = ()  # the question's specific terms the quoted passage lacks (answers/terms.py)
 
     @property
     def answered(self) -> bool:

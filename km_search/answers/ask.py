@@ -22,6 +22,7 @@ from km_search.answers.extractive import (
     supporting_span,
 )
 from km_search.answers.gaps import distinct_questions, find_gaps
+from km_search.answers.terms import specific_terms
 from km_search.index.lexical import query_terms
 from km_search.answers.llm import ChatClient, LLMError, build_messages, cited_answer
 from km_search.answers.querylog import FILENAME, QueryLog, QueryLogUnavailable
@@ -53,8 +54,8 @@ class QuestionAnswering:
     def ask(self, query: str, k: int = 5, mode: str = "hybrid", filters: SearchFilters | None = None) -> AskResult:
         """The best answer to `query` with its citations and the top `k` passages, or an abstention."""
         started = time.perf_counter()
-        query, hits, weights = self._retrieve(query, k, mode, filters)
-        answer = self._extract(query, hits, weights)
+        query, hits, weights, frequencies = self._retrieve(query, k, mode, filters)
+        answer = self._extract(query, hits, weights, frequencies)
         if answer.answered and self.settings.llm_url:
             answer = self._generate(query, hits, answer)
         return self._finish(query, mode, hits, answer, started)
@@ -66,8 +67,8 @@ class QuestionAnswering:
         ("hits", hits), any number of ("delta", text) while the language model writes, and last
         ("answer", AskResult) with the checked, cited answer, which replaces the streamed text."""
         started = time.perf_counter()
-        query, hits, weights = self._retrieve(query, k, mode, filters)
-        extractive = self._extract(query, hits, weights)
+        query, hits, weights, frequencies = self._retrieve(query, k, mode, filters)
+        extractive = self._extract(query, hits, weights, frequencies)
 
         def events() -> Iterator[tuple[str, object]]:
             yield "hits", hits
@@ -88,23 +89,26 @@ class QuestionAnswering:
 
     def _retrieve(
         self, query: str, k: int, mode: str, filters: SearchFilters | None
-    ) -> tuple[str, tuple[Hit, ...], dict[str, float]]:
+    ) -> tuple[str, tuple[Hit, ...], dict[str, float], tuple[dict[str, int], int]]:
         query = validated_query(query, self.settings)
         check_k(k, self.settings)
         retriever = self._retriever()
         hits = retriever.search(query, k=k, mode=mode, filters=filters).hits  # type: ignore[arg-type]
-        return query, hits, self._weights(query, filters.groups if filters else None)
+        frequencies = self._frequencies(query, filters.groups if filters else None)
+        return query, hits, rarity_weights(query_terms(query), *frequencies), frequencies
 
-    def _weights(self, query: str, readable: tuple[str, ...] | None = None) -> dict[str, float]:
-        """Rarity of the query's words; with `readable` (the reader's groups) counted among the
-        passages those groups may read only, so confidence reveals nothing of the others."""
+    def _frequencies(self, query: str, readable: tuple[str, ...] | None = None) -> tuple[dict[str, int], int]:
+        """Document frequency of the query's words and specific terms (answers/terms.py), and the
+        number of passages; with `readable` (the reader's groups) counted among the passages those
+        groups may read only, so confidence reveals nothing of the others."""
         retriever = self._retriever()
-        terms = query_terms(query)
+        words = list(dict.fromkeys([*query_terms(query), *specific_terms(query)]))
         allowed = retriever.allowed(SearchFilters(groups=readable)) if readable is not None else None
         total = retriever.snapshot.lexical.total if allowed is None else len(allowed)
-        return rarity_weights(terms, retriever.snapshot.lexical.document_frequencies(terms, allowed), total)
+        return retriever.snapshot.lexical.document_frequencies(words, allowed), total
 
-    def _extract(self, query: str, hits: Sequence[Hit], weights: dict[str, float]) -> Answer:
+    def _extract(self, query: str, hits: Sequence[Hit], weights: dict[str, float],
+                 frequencies: tuple[dict[str, int], int] | None = None) -> Answer:
         s = self.settings
         params = AnswerParams(s.answer_threshold, s.answer_passages, s.answer_sentences, s.answer_candidates or None,
                               s.answer_refine)
@@ -113,7 +117,7 @@ class QuestionAnswering:
         vectors = snapshot.vectors(ids) if hits else None
         sentences = snapshot.sentence_vectors(ids) if hits and s.answer_stored_sentences else None
         return extract_answer(query, hits, self.embedder.encode, weights, params, vectors, sentences,
-                              self.embedder.encode_query(query))
+                              self.embedder.encode_query(query), frequencies)
 
     def _client(self) -> ChatClient:
         s = self.settings
@@ -187,7 +191,8 @@ class QuestionAnswering:
         top = hits[:5]
         vectors = self._retriever().snapshot.vectors([h.chunk_id for h in top])
         similarity = float((vectors @ self.embedder.encode_query(query)).max()) if len(vectors) else 0.0
-        return passage_evidence(top, self._weights(query), similarity)
+        frequencies = self._frequencies(query)
+        return passage_evidence(top, rarity_weights(query_terms(query), *frequencies), similarity, query, frequencies)
 
     def _snapshot_id(self) -> str | None:
         retriever = self._loaded()

@@ -9,7 +9,8 @@ Each sentence is scored by its cosine similarity to the question, by how much of
 vocabulary it holds (rare words weigh more), and by its passage's retrieval rank. The answer's
 confidence combines the best sentence's similarity with how much of the question's vocabulary the
 quoted passage covers: questions about things the corpus never mentions ("Google's parental
-leave policy") get little of either. The threshold is calibrated by `km eval-answers`.
+leave policy") get little of either; a question naming a city, product or version that the quoted
+passage lacks loses some more (answers/terms.py). The threshold is calibrated by `km eval-answers`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from km_search.answers.terms import term_evidence, term_penalty
 from km_search.index.lexical import STOPWORDS
 from km_search.types import Answer, Citation, Hit
 from km_search.text import WORD
@@ -38,6 +40,7 @@ _AUXILIARIES = frozenset(
     "am is are was were do does did can could will would shall should must may might has have had".split()
 )
 ABSTAIN_NOTE = "No passage answers this question confidently; the closest passages are listed in hits."
+MISSING_NOTE = "No passage answers this question confidently: {where} {terms}; the closest passages are listed in hits."
 
 
 @dataclass(frozen=True)
@@ -449,6 +452,7 @@ def extract_answer(
     passage_vectors: np.ndarray | None = None,
     sentence_vectors: Sequence[Stored | None] | None = None,
     question_vector: np.ndarray | None = None,
+    frequencies: tuple[Mapping[str, int], int] | None = None,
 ) -> Answer:
     """The best-supported quote from the top `params.passages` hits, or an abstention.
 
@@ -456,7 +460,9 @@ def extract_answer(
     with whole passages; without them the hits' dense scores stand in. `sentence_vectors` are their
     stored sentence vectors (item i for hit i, None: none stored), and `question_vector` the question's
     embedding when the caller has it: with both, a question costs no model time beyond what the
-    stored vectors leave out.
+    stored vectors leave out. `frequencies` (document frequency of the question's words and specific
+    terms, number of passages) lowers the confidence when the quoted passage lacks what the question
+    names (answers/terms.py); without it, no such check.
     """
     top = list(hits[: params.passages])
     sentences, question_vector = score_sentences(question, top, encode, weights, params.candidates,
@@ -471,11 +477,28 @@ def extract_answer(
     else:
         passage_similarity = max((h.dense_score for h in top if h.dense_score is not None), default=0.0)
     confidence = answer_confidence(max(s.semantic for s in sentences), passage_similarity, coverage(hit.text, weights))
+    missing: tuple[str, ...] = ()
+    note = ABSTAIN_NOTE
+    if frequencies is not None:
+        evidence = term_evidence(question, (hit.text, hit.title, *hit.heading_path), frequencies[0], frequencies[1],
+                                 list(weights))
+        confidence = round(max(0.0, confidence - term_penalty(evidence)), 4)
+        missing = evidence.missing
+        note = missing_note(evidence.unseen + evidence.unseen_words, evidence.absent) or note
     if confidence < params.threshold:
-        return Answer(None, confidence, kind="none", note=ABSTAIN_NOTE)
+        return Answer(None, confidence, kind="none", note=note, missing_terms=missing)
     citation = Citation(best.hit + 1, hit.chunk_id, hit.source, hit.title, hit.text[start:end], start, end,
                         hit.doc_id)
-    return Answer(hit.text[start:end], confidence, (citation,), kind="extractive")
+    return Answer(hit.text[start:end], confidence, (citation,), kind="extractive", missing_terms=missing)
+
+
+def missing_note(unseen: Sequence[str], absent: Sequence[str]) -> str | None:
+    """The abstention's note naming what the documents lack, or None when nothing is missing."""
+    if unseen:
+        return MISSING_NOTE.format(where="the documents never mention", terms=", ".join(unseen))
+    if absent:
+        return MISSING_NOTE.format(where="the closest passage does not mention", terms=", ".join(absent))
+    return None
 
 
 def answer_confidence(sentence_similarity: float, passage_similarity: float, passage_coverage: float) -> float:
@@ -512,12 +535,20 @@ def _grow(best: Sentence, sentences: Sequence[Sentence], text: str, max_sentence
     return same[lo].start, same[hi].end
 
 
-def passage_evidence(hits: Sequence[Hit], weights: Mapping[str, float], passage_similarity: float) -> float:
+def passage_evidence(hits: Sequence[Hit], weights: Mapping[str, float], passage_similarity: float,
+                     question: str = "", frequencies: tuple[Mapping[str, int], int] | None = None) -> float:
     """A search's evidence on the answer confidence's scale, without sentence embeddings: the best
-    question-passage similarity stands in for the sentence similarity too."""
+    question-passage similarity stands in for the sentence similarity too; with `frequencies`, the
+    first passage's missing terms count as in an answer (answers/terms.py)."""
     if not hits:
         return 0.0
-    return answer_confidence(passage_similarity, passage_similarity, coverage(hits[0].text, weights))
+    value = answer_confidence(passage_similarity, passage_similarity, coverage(hits[0].text, weights))
+    if frequencies is not None:
+        first = hits[0]
+        evidence = term_evidence(question, (first.text, first.title, *first.heading_path), frequencies[0],
+                                 frequencies[1], list(weights))
+        value = round(max(0.0, value - term_penalty(evidence)), 4)
+    return value
 
 
 def supporting_span(text: str, claims: Sequence[str]) -> tuple[int, int]:

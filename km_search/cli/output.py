@@ -50,7 +50,7 @@ def ask_json(result: AskResult) -> dict[str, Any]:
     a = result.answer
     return {
         "query": result.query, "query_id": result.query_id, "answer": a.text, "answered": a.answered,
-        "confidence": a.confidence, "kind": a.kind, "note": a.note,
+        "confidence": a.confidence, "kind": a.kind, "note": a.note, "missing_terms": list(a.missing_terms),
         "citations": [citation_json(c) for c in a.citations], "hits": [hit_json(h) for h in result.hits],
         "took_ms": result.took_ms,
     }

@@ -182,6 +182,9 @@ class AskOut(BaseModel):
     confidence: float = Field(ge=0, le=1, description="How strongly the passages support an answer (0..1).")
     kind: Literal["extractive", "generative", "none"]
     note: str | None = Field(None, description="Why there is no answer, or why the generative answer is not shown.")
+    missing_terms: list[str] = Field(default_factory=list, description="The question's specific terms (names, "
+                                     "products, versions, identifiers, words the documents never use) that the "
+                                     "quoted passage lacks; each lowers the confidence (docs/answers.md).")
     citations: list[CitationOut]
     hits: list[HitOut]
     took_ms: float
@@ -190,7 +193,7 @@ class AskOut(BaseModel):
     def of(cls, result: AskResult) -> "AskOut":
         a = result.answer
         return cls(query=result.query, query_id=result.query_id, answer=a.text, answered=a.answered,
-                   confidence=a.confidence, kind=a.kind, note=a.note,  # type: ignore[arg-type]
+                   confidence=a.confidence, kind=a.kind, note=a.note, missing_terms=list(a.missing_terms),  # type: ignore[arg-type]
                    citations=[CitationOut.of(c) for c in a.citations], hits=[HitOut.of(h) for h in result.hits],
                    took_ms=result.took_ms)
 
