@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(70, ge=0, description="Words repeated between consecutive passages.")
     pack_sections: bool = Field(False, description="Join runs of short sibling sections into one passage.")
     pack_document_words: int = Field(
-        1000, ge=0,
+        0, ge=0,
         description="Documents of at most this many words (a decision record, a runbook) get their short sibling "
         "sections joined into passages, as KM_PACK_SECTIONS does for every document; entries of a list under one "
         "heading stay apart (0: never; docs/quality.md).",
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         description="Share of its best same-section neighbour's dense score a passage adds to its own (0: off).",
     )
     lexical_neighbor_weight: float = Field(
-        0.0, ge=0.0, le=1.0,
+        0.15, ge=0.0, le=1.0,
         description="Share of its best same-section neighbour's BM25 score a passage adds to its own (0: off).",
     )
     feedback_passages: int = Field(
