@@ -35,4 +35,3 @@ def convex_combination(dense: Ranked, lexical: Ranked, dense_weight: float = 0.7
         for item in d.keys() | l.keys()
     }
     return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
-
