@@ -84,6 +84,15 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def labelled(set_dir: Path) -> tuple[list[dict], dict]:
+    """A set's questions that have a gold answer, and each one's judge (the e2e_score.py rule)."""
+    from evaluation.retrieval import GoldAnswer
+
+    gold = {g["query_id"]: g for g in read_jsonl(set_dir / "gold.jsonl")}
+    queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in gold]
+    return queries, {qid: GoldAnswer(g["answer"]) for qid, g in gold.items()}
+
+
 def windows(docs: Path) -> tuple[list[dict], list[str]]:
     """Plain 200/150 windows of every section of every file the product can parse."""
     from ingest.parsers import parse_file, parser_for
@@ -207,11 +216,7 @@ def km_variant_ranks(set_dir: Path, docs: Path, queries, judges, variants: dict[
 def run_set(name: str, set_dir: Path, docs: Path, skip_km: bool, previous: dict | None) -> dict:
     from baselines import bm25_run, convex, dense_run
 
-    from evaluation.retrieval import GoldAnswer
-
-    gold = {g["query_id"]: g for g in read_jsonl(set_dir / "gold.jsonl")}
-    queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in gold]
-    judges = {qid: GoldAnswer(g["answer"]) for qid, g in gold.items()}
+    queries, judges = labelled(set_dir)
     t0 = time.perf_counter()
     corpus, skipped = windows(docs)
     lex = bm25_run(corpus, queries)
@@ -383,11 +388,7 @@ def main(argv=None) -> int:
     for name, set_dir, docs in sets(args.sets.split(",") if args.sets else None):
         print(f"{name}: running…", file=sys.stderr, flush=True)
         if chosen:
-            from evaluation.retrieval import GoldAnswer
-
-            gold = {g["query_id"]: g for g in read_jsonl(set_dir / "gold.jsonl")}
-            queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in gold]
-            judges = {qid: GoldAnswer(g["answer"]) for qid, g in gold.items()}
+            queries, judges = labelled(set_dir)
             measured = km_variant_ranks(set_dir, docs, queries, judges, {c: VARIANTS[c] for c in chosen})
             for c, m in measured.items():
                 entry = variants.setdefault(c, {"overrides": VARIANTS[c], "sets": {}})
@@ -397,11 +398,7 @@ def main(argv=None) -> int:
             print(json.dumps({name: {c: measured[c]["ranks"] and metrics(measured[c]["ranks"])["MRR@10"] for c in measured}}),
                   flush=True)
         elif args.km_only and name in results:
-            from evaluation.retrieval import GoldAnswer
-
-            gold = {g["query_id"]: g for g in read_jsonl(set_dir / "gold.jsonl")}
-            queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in gold]
-            judges = {qid: GoldAnswer(g["answer"]) for qid, g in gold.items()}
+            queries, judges = labelled(set_dir)
             started = time.perf_counter()
             km = km_variant_ranks(set_dir, docs, queries, judges, {"km": {}})["km"]
             r = results[name]
