@@ -140,8 +140,11 @@ def metrics(ranks: dict[str, int | None]) -> dict[str, float]:
 
 # Changes tried on the bench (issue #16): name -> Settings overrides. Ingest-time keys (INGEST_KEYS)
 # get a build of their own; the others are query-time and share a build. `--variants a,b` runs them;
-# every result is kept in genres.json and tabled in docs/quality.md (VARIANTS markers).
-VARIANTS: dict[str, dict] = {
+# every result is kept in genres.json and tabled in docs/quality.md (VARIANTS markers). The changes
+# tried before the default moved on 2026-12-02 are stated over that day's reference settings, so a
+# re-run measures the same thing.
+REFERENCE_SETTINGS = {"chunk_words": 300, "chunk_overlap": 60, "pack_document_words": 0, "lexical_neighbor_weight": 0.15}
+_BEFORE: dict[str, dict] = {
     "400/80 words": {"chunk_words": 400, "chunk_overlap": 80},
     "350/70 words": {"chunk_words": 350, "chunk_overlap": 70},
     "500/100 words": {"chunk_words": 500, "chunk_overlap": 100},
@@ -149,7 +152,8 @@ VARIANTS: dict[str, dict] = {
     "entries apart + short documents packed (<= 1000)": {"pack_document_words": 1000},
     "entries apart + short documents packed (<= 1000) + 400/80 words": {"pack_document_words": 1000, "chunk_words": 400,
                                                                        "chunk_overlap": 80},
-    "entries apart + sections packed + 400/80 words": {"pack_sections": True, "chunk_words": 400, "chunk_overlap": 80},
+    "entries apart + sections packed + 400/80 words": {"pack_document_words": 10**9, "chunk_words": 400,
+                                                       "chunk_overlap": 80},
     "entries apart + short documents packed (<= 1000) + 350/70 words + no lexical neighbours": {
         "pack_document_words": 1000, "chunk_words": 350, "chunk_overlap": 70, "lexical_neighbor_weight": 0.0},
     "dense weight 0.6": {"dense_weight": 0.6},
@@ -165,11 +169,13 @@ VARIANTS: dict[str, dict] = {
     "km dense alone": {"mode": "dense"},
     "km lexical alone": {"mode": "lexical"},
 }
+VARIANTS: dict[str, dict] = {name: {**REFERENCE_SETTINGS, **o} for name, o in _BEFORE.items()}
 # measured with code since removed (Qdrant-style 3-sigma fusion) or changed (packing before list entries
 # were kept apart): in the tables, not re-runnable, never picked by leave-one-genre-out
 RETIRED = {"3-sigma fusion", "3-sigma fusion, dense 0.6", "short sections packed", "short documents packed (<= 1000 words)",
            "short documents packed (<= 2000 words)", "short documents packed (<= 1000) + 400/80 words"}
-INGEST_KEYS = {"chunk_words", "chunk_overlap", "pack_sections", "pack_document_words", "embed_backend", "model"}
+INGEST_KEYS = {"chunk_words", "chunk_overlap", "pack_document_words", "embed_backend", "model"}
+EMBEDDER_KEYS = {"embed_backend", "model"}
 
 
 def km_variant_ranks(set_dir: Path, docs: Path, queries, judges, variants: dict[str, dict]) -> dict[str, dict]:
@@ -180,7 +186,7 @@ def km_variant_ranks(set_dir: Path, docs: Path, queries, judges, variants: dict[
     from km_search.embedding.embedder import Embedder
     from km_search.settings import Settings
 
-    embedder = Embedder.from_settings(Settings())
+    embedders: dict[tuple, Embedder] = {}
     builds: dict[tuple, dict[str, dict]] = {}
     for name, overrides in variants.items():
         key = tuple(sorted((k, v) for k, v in overrides.items() if k in INGEST_KEYS))
@@ -203,8 +209,11 @@ def km_variant_ranks(set_dir: Path, docs: Path, queries, judges, variants: dict[
             return outcomes
 
         er.run_queries = recording
+        settings = Settings(**dict(key))
+        own = tuple(kv for kv in key if kv[0] in EMBEDDER_KEYS)
+        embedder = embedders.get(own) or embedders.setdefault(own, Embedder.from_settings(settings))
         try:
-            res = er.evaluate_end_to_end(set_dir, Settings(**dict(key)), embedder, query_variants, docs=docs)
+            res = er.evaluate_end_to_end(set_dir, settings, embedder, query_variants, docs=docs)
         finally:
             er.run_queries = original
         for name, (ranks, words) in zip(query_variants, recorded):
@@ -272,6 +281,7 @@ def _mrr(ranks: dict) -> float:
 
 # what every variant was measured against (its ranks kept in genres.json under this name)
 REFERENCE = "default until 2026-12-02 (300/60 words, no packing, lexical neighbours 0.15)"
+VARIANTS[REFERENCE] = dict(REFERENCE_SETTINGS)
 
 
 def variant_scores(results: dict, variants: dict) -> dict[str, dict[str, float]]:

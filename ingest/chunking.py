@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from km_search.types import Chunk, Document, Section
+from km_search.types import Chunk, Document, Part, Section
 
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n+")
 
@@ -40,65 +40,51 @@ def _word_pieces(sentence: str, max_words: int) -> Iterator[str]:
         yield " ".join(words[i : i + max_words])
 
 
+def _units(text: str, max_words: int) -> list[str]:
+    """The sentences of `text`, none longer than a window: what windows are made of."""
+    return [piece for sentence in split_sentences(text) for piece in _word_pieces(sentence, max_words)]
+
+
+def _windows(units: list[str], max_words: int, overlap: int) -> list[range]:
+    """Runs of consecutive units of at most `max_words` words, each repeating the whole trailing
+    units (at most `overlap` words) of the one before."""
+    sizes = [len(u.split()) for u in units]
+    windows: list[range] = []
+    start = count = 0
+    for i, n in enumerate(sizes):
+        if i > start and count + n > max_words:
+            windows.append(range(start, i))
+            begin, carried = i, 0
+            while begin > start and carried + sizes[begin - 1] <= overlap:
+                begin -= 1
+                carried += sizes[begin]
+            start, count = begin, carried
+        count += n
+    # a tail made only of carried-over units adds nothing new
+    if units and (not windows or windows[-1].stop < len(units)):
+        windows.append(range(start, len(units)))
+    return windows
+
+
 def window_text(text: str, max_words: int, overlap: int) -> list[str]:
     """Pack sentences into windows of at most `max_words` words, overlapping by about `overlap` words."""
-    units: list[str] = []
-    for sentence in split_sentences(text):
-        units.extend(_word_pieces(sentence, max_words))
-    windows: list[str] = []
-    current: list[str] = []
-    count = 0
-    for unit in units:
-        n = len(unit.split())
-        if current and count + n > max_words:
-            windows.append(" ".join(current))
-            # carry whole trailing sentences worth at most `overlap` words into the next window
-            carried: list[str] = []
-            carried_words = 0
-            for prev in reversed(current):
-                w = len(prev.split())
-                if carried_words + w > overlap:
-                    break
-                carried.insert(0, prev)
-                carried_words += w
-            current, count = carried, carried_words
-        current.append(unit)
-        count += n
-    if current:
-        tail = " ".join(current)
-        # a tail made only of carried-over words adds nothing new
-        if not windows or not windows[-1].endswith(tail):
-            windows.append(tail)
-    return windows
+    units = _units(text, max_words)
+    return [" ".join(units[i] for i in window) for window in _windows(units, max_words, overlap)]
 
 
 def _words(text: str) -> int:
     return len(text.split())
 
 
-def pack_sections(sections: tuple[Section, ...], max_words: int) -> list[Section]:
-    """Join runs of short sibling sections (same top-level heading) into one of at most `max_words`.
+def pack_sections(sections: tuple[Section, ...], max_words: int) -> list[tuple[Section, ...]]:
+    """Runs of short sibling sections (same top-level heading and page) of at most `max_words` words
+    in all, each run to be one passage; a section that joins nothing is a run of one.
 
     A three-line "Status" section is too small to stand alone: its embedding has little to go on and
-    an answer often spans it and its neighbour. The joined section keeps each part's heading as a
-    line of text and links to the part holding the most words.
+    an answer often spans it and its neighbour.
     """
-    packed: list[Section] = []
+    runs: list[tuple[Section, ...]] = []
     group: list[Section] = []
-
-    def flush() -> None:
-        if not group:
-            return
-        if len(group) == 1:
-            packed.append(group[0])
-        else:
-            main = max(group, key=lambda s: _words(s.text))
-            text = "\n".join(
-                (f"{s.heading_path[-1]}\n{s.text}" if s.heading_path and s is not group[0] else s.text) for s in group
-            )
-            packed.append(Section(text, main.heading_path, main.anchor, main.page))
-        group.clear()
-
     for section in sections:
         size = _words(section.text)
         same_parent = group and group[0].heading_path[:1] == section.heading_path[:1] and group[0].page == section.page
@@ -108,29 +94,56 @@ def pack_sections(sections: tuple[Section, ...], max_words: int) -> list[Section
         if group and same_parent and not entry and sum(_words(s.text) for s in group) + size <= max_words:
             group.append(section)
             continue
-        flush()
-        group.append(section)
-    flush()
-    return packed
+        if group:
+            runs.append(tuple(group))
+        group = [section]
+    if group:
+        runs.append(tuple(group))
+    return runs
 
 
-def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30, pack: bool = True,
-                   pack_document_words: int = 0) -> list[Chunk]:
+def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30,
+                   pack_document_words: int = 1000) -> list[Chunk]:
+    """The passages of a document. A document of at most `pack_document_words` words (a decision
+    record, a runbook) has its short sibling sections joined: each joined part keeps its heading as
+    a line of text and its own deep link (`Chunk.parts`); the passage as a whole is filed under the
+    part with the most words."""
     chunks: list[Chunk] = []
-    pack = pack or 0 < sum(_words(s.text) for s in doc.sections) <= pack_document_words
-    sections = pack_sections(doc.sections, max_words) if pack else list(doc.sections)
-    for section in sections:
-        for text in window_text(section.text, max_words, overlap):
+    pack = 0 < sum(_words(s.text) for s in doc.sections) <= pack_document_words
+    runs = pack_sections(doc.sections, max_words) if pack else [(s,) for s in doc.sections]
+    for run in runs:
+        units: list[str] = []
+        owner: list[int] = []  # the run's section each unit comes from
+        for j, section in enumerate(run):
+            text = f"{section.heading_path[-1]}\n{section.text}" if j and section.heading_path else section.text
+            pieces = _units(text, max_words)
+            units.extend(pieces)
+            owner.extend([j] * len(pieces))
+        for window in _windows(units, max_words, overlap):
+            members: list[int] = []
+            offsets: list[int] = []
+            cursor = 0
+            for i in window:
+                if not members or members[-1] != owner[i]:
+                    members.append(owner[i])
+                    offsets.append(cursor)
+                cursor += len(units[i]) + 1
+            main = max((run[m] for m in members), key=lambda s: _words(s.text))
+            parts = tuple(
+                Part(offset, deep_link(doc.path, run[m]), run[m].heading_path, run[m].page)
+                for m, offset in zip(members, offsets)
+            ) if len(members) > 1 else ()
             chunks.append(
                 Chunk(
                     doc_path=doc.path,
                     ordinal=len(chunks),
-                    text=text,
-                    source=deep_link(doc.path, section),
+                    text=" ".join(units[i] for i in window),
+                    source=deep_link(doc.path, main),
                     title=doc.title,
-                    heading_path=section.heading_path,
-                    page=section.page,
-                    anchor=section.anchor,
+                    heading_path=main.heading_path,
+                    page=main.page,
+                    anchor=main.anchor,
+                    parts=parts,
                 )
             )
     return chunks

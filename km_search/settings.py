@@ -54,12 +54,11 @@ class Settings(BaseSettings):
     )
     chunk_words: int = Field(350, ge=20, description="Target passage size in words.")
     chunk_overlap: int = Field(70, ge=0, description="Words repeated between consecutive passages.")
-    pack_sections: bool = Field(False, description="Join runs of short sibling sections into one passage.")
     pack_document_words: int = Field(
-        0, ge=0,
+        1000, ge=0,
         description="Documents of at most this many words (a decision record, a runbook) get their short sibling "
-        "sections joined into passages, as KM_PACK_SECTIONS does for every document; entries of a list under one "
-        "heading stay apart (0: never; docs/quality.md).",
+        "sections joined into passages, each part keeping its own deep link; entries of a list under one heading "
+        "stay apart (0: never; docs/quality.md).",
     )
     fusion: Literal["convex", "rrf"] = Field("convex", description="How dense and lexical ranks are fused.")
     dense_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the dense score in convex fusion.")
@@ -74,7 +73,7 @@ class Settings(BaseSettings):
         description="Share of its best same-section neighbour's dense score a passage adds to its own (0: off).",
     )
     lexical_neighbor_weight: float = Field(
-        0.15, ge=0.0, le=1.0,
+        0.0, ge=0.0, le=1.0,
         description="Share of its best same-section neighbour's BM25 score a passage adds to its own (0: off).",
     )
     feedback_passages: int = Field(

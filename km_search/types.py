@@ -69,6 +69,27 @@ class Document:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One section of a passage that joins several short ones: where it begins in the passage's
+    text, and its own deep link, so a hit or a quote links to the part it matched, not the largest."""
+
+    offset: int
+    source: str
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+
+
+def part_at(parts: tuple[Part, ...], offset: int) -> Part | None:
+    """The part holding this character of the passage's text; None for a passage of one section."""
+    found = None
+    for part in parts:
+        if part.offset > offset:
+            break
+        found = part
+    return found
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A passage of one section, the unit that is embedded, indexed and returned.
 
@@ -83,6 +104,7 @@ class Chunk:
     heading_path: tuple[str, ...] = ()
     page: int | None = None
     anchor: str | None = None
+    parts: tuple[Part, ...] = ()  # several short sections joined: each one's offset and link
 
     def indexed_text(self) -> str:
         """What the embedder and the lexical index see: title and headings give the passage context."""
@@ -107,6 +129,12 @@ class Hit:
     dense_score: float | None = None
     lexical_score: float | None = None
     doc_id: int | None = None  # the document's id in its snapshot: the source viewer's /documents/{doc_id}
+    parts: tuple[Part, ...] = ()  # a passage of joined sections: each one's offset and link
+
+    def source_at(self, offset: int) -> str:
+        """The deep link of the part holding this character of `text` (a quote's start)."""
+        part = part_at(self.parts, offset)
+        return part.source if part else self.source
 
 
 @dataclass(frozen=True)

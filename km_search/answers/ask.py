@@ -145,7 +145,7 @@ class QuestionAnswering:
         for ref in sorted(claims):
             hit = passages[ref - 1]
             start, end = supporting_span(hit.text, claims[ref])
-            citations.append(Citation(ref, hit.chunk_id, hit.source, hit.title, hit.text[start:end], start, end,
+            citations.append(Citation(ref, hit.chunk_id, hit.source_at(start), hit.title, hit.text[start:end], start, end,
                                       hit.doc_id))
         note = None
         if cited.dropped:

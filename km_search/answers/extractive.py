@@ -487,7 +487,7 @@ def extract_answer(
         note = missing_note(evidence.unseen + evidence.unseen_words, evidence.absent) or note
     if confidence < params.threshold:
         return Answer(None, confidence, kind="none", note=note, missing_terms=missing)
-    citation = Citation(best.hit + 1, hit.chunk_id, hit.source, hit.title, hit.text[start:end], start, end,
+    citation = Citation(best.hit + 1, hit.chunk_id, hit.source_at(start), hit.title, hit.text[start:end], start, end,
                         hit.doc_id)
     return Answer(hit.text[start:end], confidence, (citation,), kind="extractive", missing_terms=missing)
 

@@ -11,6 +11,15 @@ from km_search.index.documents import viewer_url
 from km_search.types import AskResult, Citation, DocumentGroup, Expert, GapReport, Hit
 
 
+class PartOut(BaseModel):
+    """One section of a passage that joins several short ones."""
+
+    offset: int = Field(description="Where the part begins in the passage's text (characters).")
+    source: str = Field(description="The part's own deep link.")
+    heading_path: list[str]
+    page: int | None = None
+
+
 class HitOut(BaseModel):
     text: str
     source: str
@@ -33,6 +42,9 @@ class HitOut(BaseModel):
     status: str | None = Field(None, description="Status the document declares (a decision's Accepted, Superseded…).")
     created: str | None = None
     tags: list[str] = []
+    parts: list[PartOut] = Field([], description="A passage joining several short sections (a decision record's "
+                                 "Status, Context, Decision): each one's offset in `text` and deep link; empty for "
+                                 "a passage of one section. `source` is the part the query matched best.")
 
     @classmethod
     def of(cls, hit: Hit) -> "HitOut":
@@ -44,6 +56,8 @@ class HitOut(BaseModel):
             dense_score=hit.dense_score, lexical_score=hit.lexical_score,
             doc_id=hit.doc_id, url=viewer_url(hit.doc_id, hit.source),
             status=hit.meta.status, created=hit.meta.created, tags=list(hit.meta.tags),
+            parts=[PartOut(offset=p.offset, source=p.source, heading_path=list(p.heading_path), page=p.page)
+                   for p in hit.parts],
         )
 
 

@@ -29,12 +29,16 @@ ingestion workers can each write shards and serving can spread them over machine
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMAT_VERSION = 6
+from km_search.types import Part
+
+FORMAT_VERSION = 7
 MANIFEST = "manifest.json"
 DATABASE = "chunks.sqlite"
 CURRENT = "CURRENT"
@@ -71,7 +75,8 @@ CREATE TABLE chunks (
     source TEXT NOT NULL,
     heading_path TEXT NOT NULL,
     page INTEGER,
-    anchor TEXT
+    anchor TEXT,
+    parts TEXT                     -- JSON [[offset, source, heading_path, page], ...] of joined sections, or NULL
 );
 CREATE INDEX chunks_doc ON chunks(doc_id);
 CREATE INDEX documents_type ON documents(doc_type);
@@ -120,3 +125,13 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def parts_to_json(parts: tuple[Part, ...]) -> str | None:
+    """The chunks table's `parts` column: NULL for a passage of one section."""
+    return json.dumps([[p.offset, p.source, list(p.heading_path), p.page] for p in parts]) if parts else None
+
+
+def parts_from_row(row: sqlite3.Row) -> tuple[Part, ...]:
+    stored = row["parts"]
+    return tuple(Part(o, s, tuple(h), p) for o, s, h, p in json.loads(stored)) if stored else ()

@@ -170,7 +170,7 @@ class Snapshot:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.db.execute(
-            "SELECT c.id, c.doc_id, c.text, c.source, c.heading_path, c.page, c.anchor, d.path AS doc_path,"
+            "SELECT c.id, c.doc_id, c.text, c.source, c.heading_path, c.page, c.anchor, c.parts, d.path AS doc_path,"
             " d.title, d.authors, d.created, d.modified, d.project, d.doc_type, d.tags, d.status, d.extra"
             f" FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
             ids,

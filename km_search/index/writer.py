@@ -20,7 +20,8 @@ from km_search.experts.people import is_bot, merge_identities, normalize_email, 
 from km_search.index import dense
 from km_search.index.context import SentenceVectors, ShardContext, Windows
 from km_search.index.layout import (
-    CURRENT, DATABASE, FORMAT_VERSION, MANIFEST, SCHEMA, UNFINISHED, SourceInfo, fsync_dir, write_atomic,
+    CURRENT, DATABASE, FORMAT_VERSION, MANIFEST, SCHEMA, UNFINISHED, SourceInfo, fsync_dir, parts_to_json,
+    write_atomic,
 )
 from km_search.index.lexical import Postings, build_postings, join_postings
 from km_search.index.locks import collect_garbage
@@ -172,10 +173,10 @@ class SnapshotWriter:
         ids = []
         for chunk in chunks:
             chunk_id = self.db.execute(
-                "INSERT INTO chunks (doc_id, ordinal, text, source, heading_path, page, anchor)"
-                " VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO chunks (doc_id, ordinal, text, source, heading_path, page, anchor, parts)"
+                " VALUES (?,?,?,?,?,?,?,?)",
                 (doc_id, chunk.ordinal, chunk.text, chunk.source, json.dumps(list(chunk.heading_path)),
-                 chunk.page, chunk.anchor),
+                 chunk.page, chunk.anchor, parts_to_json(chunk.parts)),
             ).lastrowid
             ids.append(chunk_id)
         if len(chunks):

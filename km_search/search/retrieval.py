@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import lru_cache
@@ -21,9 +22,10 @@ from km_search.embedding.rerank import Reranker
 from km_search.search.fusion import convex_combination, reciprocal_rank_fusion
 from km_search.search.grouping import group_ranked, grouped_depth
 from km_search.settings import Settings
-from km_search.search.snippets import snippet
+from km_search.search.snippets import highlight
+from km_search.index.layout import parts_from_row
 from km_search.index.snapshot import Snapshot, meta_from_row
-from km_search.types import DocumentGroup, Hit, SearchFilters, SearchResult
+from km_search.types import DocumentGroup, Hit, Part, SearchFilters, SearchResult, part_at
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
@@ -207,21 +209,34 @@ class Retriever:
         hits = []
         for cid, score, dense_score, lexical_score in ranked:
             row = rows[cid]
+            excerpt, marked = highlight(row["text"], query)
+            parts = parts_from_row(row)
+            part = matched_part(parts, marked)
             hits.append(
                 Hit(
                     chunk_id=cid,
                     text=row["text"],
-                    source=row["source"],
+                    source=part.source if part else row["source"],
                     title=row["title"],
                     score=round(score, 6),
-                    heading_path=tuple(json.loads(row["heading_path"])),
-                    snippet=snippet(row["text"], query),
+                    heading_path=part.heading_path if part else tuple(json.loads(row["heading_path"])),
+                    snippet=excerpt,
                     doc_path=row["doc_path"],
-                    page=row["page"],
+                    page=part.page if part else row["page"],
                     meta=meta_from_row(row),
                     dense_score=dense_score,
                     lexical_score=lexical_score,
                     doc_id=row["doc_id"],
+                    parts=parts,
                 )
             )
         return hits
+
+
+def matched_part(parts: tuple[Part, ...], marked: list[int]) -> Part | None:
+    """Of a passage of joined sections, the part holding most of the snippet's matched words, so the
+    hit links to it; None (the passage's own link, its largest part) when nothing was matched."""
+    if not parts or not marked:
+        return None
+    counts = Counter(part_at(parts, offset) for offset in marked)
+    return max(parts, key=lambda p: counts.get(p, 0))

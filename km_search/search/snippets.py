@@ -10,7 +10,6 @@ from km_search.index.lexical import query_terms
 from km_search.text import WORD
 
 
-
 def _matcher(terms: list[str]):
     """Whether a lower-cased word matches a term; a prefix match approximates stemming: 'deploy'
     marks 'deployment' and 'deploys'. One regular expression for all terms: snippets are made for
@@ -24,10 +23,15 @@ def _matcher(terms: list[str]):
 
 def snippet(text: str, query: str, max_words: int = 40) -> str:
     """HTML-safe excerpt of `text` around the best cluster of query terms, matches in <mark>."""
+    return highlight(text, query, max_words)[0]
+
+
+def highlight(text: str, query: str, max_words: int = 40) -> tuple[str, list[int]]:
+    """snippet() and where its marked words begin in `text` (which part of a passage matched)."""
     matches = _matcher(query_terms(query))
     words = list(WORD.finditer(text))
     if not words:
-        return html.escape(text[:300])
+        return html.escape(text[:300]), []
     hit = [matches(m.group().lower()) for m in words]
     before = list(accumulate(hit, initial=0))  # before[i]: matches among the first i words
     best_start, best_count = 0, -1
@@ -38,14 +42,16 @@ def snippet(text: str, query: str, max_words: int = 40) -> str:
     end_index = min(len(words), best_start + max_words) - 1
     lo, hi = words[best_start].start(), words[end_index].end()
     parts: list[str] = ["… " if lo > 0 else ""]
+    marked: list[int] = []
     cursor = lo
     for i in range(best_start, end_index + 1):
         if hit[i]:
             m = words[i]
+            marked.append(m.start())
             parts.append(html.escape(text[cursor : m.start()]))
             parts.append(f"<mark>{html.escape(m.group())}</mark>")
             cursor = m.end()
     parts.append(html.escape(text[cursor:hi]))
     if hi < len(text):
         parts.append(" …")
-    return "".join(parts)
+    return "".join(parts), marked

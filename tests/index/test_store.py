@@ -80,14 +80,14 @@ def test_vector_count_must_match_chunks(tmp_path, fake_embedder):
         writer.add(doc, SourceInfo("/a", "h", 1), chunk_document(doc), np.zeros((0, 4), dtype=np.float32))
 
 
-@pytest.mark.parametrize("old", [1, 5])  # 5: window vectors without sentence vectors
+@pytest.mark.parametrize("old", [1, 6])  # 6: passages of joined sections without their parts' links
 def test_snapshot_of_an_older_format_is_refused_with_how_to_rebuild(tmp_path, fake_embedder, old):
     from km_search.errors import IndexMismatch
 
     path = _write(tmp_path / "t", fake_embedder, [_doc("a.md", "alpha")]).publish()
     manifest = json.loads((path / "manifest.json").read_text())
     (path / "manifest.json").write_text(json.dumps({**manifest, "format_version": old}))
-    with pytest.raises(IndexMismatch, match=rf"has format {old}, this km-search reads 6: rebuild it with `km ingest PATH --index t`"):
+    with pytest.raises(IndexMismatch, match=rf"has format {old}, this km-search reads 7: rebuild it with `km ingest PATH --index t`"):
         Snapshot.open(tmp_path / "t")
 
 

@@ -41,7 +41,7 @@ def test_chunks_never_straddle_sections_and_carry_links():
             Section("Then request a laptop.", ("Setup guide", "Laptop"), anchor="laptop"),
         ),
     )
-    chunks = chunk_document(doc, 100, 10, pack=False)
+    chunks = chunk_document(doc, 100, 10, pack_document_words=0)
     assert [c.source for c in chunks] == ["guide/setup.html#vpn", "guide/setup.html#laptop"]
     assert [c.ordinal for c in chunks] == [0, 1]
     assert chunks[1].heading_path == ("Setup guide", "Laptop")
@@ -54,42 +54,62 @@ def test_deep_link_prefers_anchor_then_page():
     assert deep_link("a.txt", Section("x")) == "a.txt"
 
 
-def test_short_sibling_sections_are_packed_and_link_to_the_largest_part():
+def test_short_sibling_sections_are_packed_into_runs():
     sections = (
         Section("Accepted.", ("ADR-12", "Status"), anchor="status"),
         Section("MySQL was slow for reports and locked tables during migrations.", ("ADR-12", "Context"), anchor="context"),
         Section("Move to PostgreSQL.", ("ADR-12", "Decision"), anchor="decision"),
         Section("Other chapter text.", ("Appendix",), anchor="appendix"),
     )
-    packed = pack_sections(sections, max_words=50)
-    assert len(packed) == 2
-    assert packed[0].anchor == "context" and packed[0].heading_path == ("ADR-12", "Context")
-    assert packed[0].text == "Accepted.\nContext\nMySQL was slow for reports and locked tables during migrations.\nDecision\nMove to PostgreSQL."
-    assert packed[1] == sections[3]  # a different top-level heading is never joined
+    assert pack_sections(sections, max_words=50) == [sections[:3], sections[3:]]  # another top-level heading: apart
     # nothing is packed beyond the size limit
-    assert [s.anchor for s in pack_sections(sections, max_words=10)] == ["status", "context", "decision", "appendix"]
+    assert pack_sections(sections, max_words=10) == [(s,) for s in sections]
 
 
-def test_only_short_documents_are_packed_when_packing_is_by_document_size():
+def test_a_packed_passage_keeps_each_part_offset_and_link():
+    record = (
+        Section("Accepted.", ("ADR-12", "Status"), anchor="status"),
+        Section("MySQL was slow for reports and locked tables during migrations.", ("ADR-12", "Context"), anchor="context"),
+        Section("Move to PostgreSQL.", ("ADR-12", "Decision"), anchor="decision"),
+    )
+    doc = Document("adr/12.md", "markdown", record, DocumentMeta(title="ADR-12"))
+    [chunk] = chunk_document(doc, 100, 10)
+    assert chunk.text == ("Accepted. Context MySQL was slow for reports and locked tables during migrations. "
+                          "Decision Move to PostgreSQL.")
+    # filed under the part with the most words, as before
+    assert chunk.source == "adr/12.md#context" and chunk.heading_path == ("ADR-12", "Context")
+    assert [(chunk.text[p.offset:p.offset + 8], p.source) for p in chunk.parts] == [
+        ("Accepted", "adr/12.md#status"), ("Context ", "adr/12.md#context"), ("Decision", "adr/12.md#decision")]
+    assert chunk.parts[2].heading_path == ("ADR-12", "Decision")
+    # a run that its heading lines push past one window: a window holding one part alone is that
+    # part's own, with no parts
+    short = Document("adr/13.md", "markdown", (Section("Accepted.", ("ADR-13", "Status"), anchor="status"), Section("MySQL was slow for reports and locked "
+                     "tables during every migration.", ("ADR-13", "Context"), anchor="context")))
+    first, second = chunk_document(short, 12, 0)
+    assert first.text == "Accepted. Context" and [p.source for p in first.parts] == ["adr/13.md#status", "adr/13.md#context"]
+    assert second.parts == () and second.source == "adr/13.md#context" and second.text.startswith("MySQL")
+
+
+def test_only_short_documents_are_packed():
     record = tuple(Section(f"{name} part of the record.", ("ADR-3", name), anchor=name.lower())
                    for name in ("Status", "Context", "Decision"))
     doc = Document("adr-3.md", "markdown", record, DocumentMeta(title="ADR-3"))
-    assert len(chunk_document(doc, 100, 10, pack=False)) == 3
+    assert len(chunk_document(doc, 100, 10, pack_document_words=0)) == 3
     # 15 words: within a limit of 20 it reads as one text, beyond a limit of 10 its sections stay apart
-    assert [c.text for c in chunk_document(doc, 100, 10, pack=False, pack_document_words=20)] == [
+    assert [c.text for c in chunk_document(doc, 100, 10, pack_document_words=20)] == [
         "Status part of the record. Context Context part of the record. Decision Decision part of the record."]
-    assert len(chunk_document(doc, 100, 10, pack=False, pack_document_words=10)) == 3
+    assert len(chunk_document(doc, 100, 10, pack_document_words=10)) == 3
 
 
 def test_entries_under_one_heading_are_never_packed_together():
     # a DocBook qandaset: every answer is its own anchored section under the same heading path
     entries = tuple(Section(f"Answer {i}.", ("FAQ", "Basics"), anchor=f"q{i}") for i in range(3))
-    assert pack_sections(entries, max_words=100) == list(entries)
+    assert pack_sections(entries, max_words=100) == [(e,) for e in entries]
     # a part with a heading of its own still joins its sibling entry
     mixed = (entries[0], Section("Note.", ("FAQ", "Basics", "Note"), anchor="note"))
-    assert [s.anchor for s in pack_sections(mixed, max_words=100)] == ["q0"]
+    assert pack_sections(mixed, max_words=100) == [mixed]
 
 
 def test_pages_are_never_packed_together():
     pages = (Section("one", page=1), Section("two", page=2))
-    assert pack_sections(pages, 100) == list(pages)
+    assert pack_sections(pages, 100) == [(p,) for p in pages]

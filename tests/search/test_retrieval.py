@@ -110,3 +110,25 @@ def test_dense_feedback_searches_again_with_the_moved_query(snapshot, fake_embed
     hits = Retriever(recording, fake_embedder, with_feedback).search("hotel London night", k=2).hits
     assert len(recording.queries) == 2 and not np.allclose(recording.queries[0], recording.queries[1])
     assert hits[0].doc_path == "travel.md"
+
+
+def test_a_hit_on_joined_sections_links_to_the_part_it_matched(tmp_path, fake_embedder, settings):
+    record = (
+        Section("Accepted.", ("ADR-12", "Status"), anchor="status"),
+        Section("MySQL was slow for reports and locked tables during migrations.", ("ADR-12", "Context"),
+                anchor="context"),
+        Section("Move billing to PostgreSQL next quarter.", ("ADR-12", "Decision"), anchor="decision"),
+    )
+    doc = Document("adr/12.md", "md", record, DocumentMeta(title="ADR-12"))
+    [chunk] = chunk_document(doc, 100, 10)
+    writer = SnapshotWriter(tmp_path / "t", {"name": "t"})
+    writer.add(doc, SourceInfo("adr/12.md", "h", 1), [chunk], fake_embedder.encode([chunk.indexed_text()]))
+    writer.publish()
+    retriever = Retriever(Snapshot.open(tmp_path / "t"), fake_embedder, settings)
+    [decision] = retriever.search("PostgreSQL quarter", k=1).hits
+    assert decision.source == "adr/12.md#decision" and decision.heading_path == ("ADR-12", "Decision")
+    [context] = retriever.search("slow reports migrations", k=1).hits
+    assert context.source == "adr/12.md#context"
+    # a quote links to the part it starts in, whichever part the hit itself was linked to
+    assert context.source_at(context.text.index("Move billing")) == "adr/12.md#decision"
+    assert context.source_at(0) == "adr/12.md#status"
