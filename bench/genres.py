@@ -211,7 +211,9 @@ def km_variant_ranks(set_dir: Path, docs: Path, queries, judges, variants: dict[
         er.run_queries = recording
         settings = Settings(**dict(key))
         own = tuple(kv for kv in key if kv[0] in EMBEDDER_KEYS)
-        embedder = embedders.get(own) or embedders.setdefault(own, Embedder.from_settings(settings))
+        if own not in embedders:
+            embedders[own] = Embedder.from_settings(settings)
+        embedder = embedders[own]
         try:
             res = er.evaluate_end_to_end(set_dir, settings, embedder, query_variants, docs=docs)
         finally:

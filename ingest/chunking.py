@@ -66,12 +66,6 @@ def _windows(units: list[str], max_words: int, overlap: int) -> list[range]:
     return windows
 
 
-def window_text(text: str, max_words: int, overlap: int) -> list[str]:
-    """Pack sentences into windows of at most `max_words` words, overlapping by about `overlap` words."""
-    units = _units(text, max_words)
-    return [" ".join(units[i] for i in window) for window in _windows(units, max_words, overlap)]
-
-
 def _words(text: str) -> int:
     return len(text.split())
 

@@ -78,6 +78,14 @@ class Part:
     heading_path: tuple[str, ...] = ()
     page: int | None = None
 
+    def as_json(self) -> dict:
+        """The form stored with the passage and returned by the API and `km search --json`."""
+        return {"offset": self.offset, "source": self.source, "heading_path": list(self.heading_path), "page": self.page}
+
+    @classmethod
+    def from_json(cls, value: dict) -> "Part":
+        return cls(value["offset"], value["source"], tuple(value["heading_path"]), value["page"])
+
 
 def part_at(parts: tuple[Part, ...], offset: int) -> Part | None:
     """The part holding this character of the passage's text; None for a passage of one section."""

@@ -18,8 +18,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "modified": m.modified or m.created, "dense_score": hit.dense_score, "lexical_score": hit.lexical_score,
         "doc_id": hit.doc_id, "url": viewer_url(hit.doc_id, hit.source), "status": m.status, "created": m.created,
         "tags": list(m.tags),
-        "parts": [{"offset": p.offset, "source": p.source, "heading_path": list(p.heading_path), "page": p.page}
-                  for p in hit.parts],
+        "parts": [p.as_json() for p in hit.parts],
     }
 
 

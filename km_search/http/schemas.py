@@ -56,8 +56,7 @@ class HitOut(BaseModel):
             dense_score=hit.dense_score, lexical_score=hit.lexical_score,
             doc_id=hit.doc_id, url=viewer_url(hit.doc_id, hit.source),
             status=hit.meta.status, created=hit.meta.created, tags=list(hit.meta.tags),
-            parts=[PartOut(offset=p.offset, source=p.source, heading_path=list(p.heading_path), page=p.page)
-                   for p in hit.parts],
+            parts=[PartOut(**p.as_json()) for p in hit.parts],
         )
 
 

@@ -32,11 +32,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from km_search.types import Part
+
+if TYPE_CHECKING:
+    import sqlite3
 
 FORMAT_VERSION = 7
 MANIFEST = "manifest.json"
@@ -76,7 +79,7 @@ CREATE TABLE chunks (
     heading_path TEXT NOT NULL,
     page INTEGER,
     anchor TEXT,
-    parts TEXT                     -- JSON [[offset, source, heading_path, page], ...] of joined sections, or NULL
+    parts TEXT                     -- JSON [Part.as_json(), ...] of joined sections, or NULL
 );
 CREATE INDEX chunks_doc ON chunks(doc_id);
 CREATE INDEX documents_type ON documents(doc_type);
@@ -129,9 +132,9 @@ def fsync_dir(path: Path) -> None:
 
 def parts_to_json(parts: tuple[Part, ...]) -> str | None:
     """The chunks table's `parts` column: NULL for a passage of one section."""
-    return json.dumps([[p.offset, p.source, list(p.heading_path), p.page] for p in parts]) if parts else None
+    return json.dumps([p.as_json() for p in parts]) if parts else None
 
 
 def parts_from_row(row: sqlite3.Row) -> tuple[Part, ...]:
     stored = row["parts"]
-    return tuple(Part(o, s, tuple(h), p) for o, s, h, p in json.loads(stored)) if stored else ()
+    return tuple(Part.from_json(p) for p in json.loads(stored)) if stored else ()

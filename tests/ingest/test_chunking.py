@@ -1,5 +1,11 @@
-from ingest.chunking import chunk_document, deep_link, pack_sections, split_sentences, window_text
+from ingest.chunking import chunk_document, deep_link, pack_sections, split_sentences
 from km_search.types import Document, DocumentMeta, Section
+
+
+def window_text(text: str, max_words: int, overlap: int) -> list[str]:
+    """The passages of a one-section document: how a section's text is windowed."""
+    doc = Document("t.md", "markdown", (Section(text),), DocumentMeta())
+    return [c.text for c in chunk_document(doc, max_words, overlap, pack_document_words=0)]
 
 
 def test_split_sentences_keeps_lines_and_sentences():
