@@ -97,7 +97,7 @@ def pack_sections(sections: tuple[Section, ...], max_words: int) -> list[tuple[S
 
 
 def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30,
-                   pack_document_words: int = 1000) -> list[Chunk]:
+                   pack_document_words: int = 0) -> list[Chunk]:
     """The passages of a document. A document of at most `pack_document_words` words (a decision
     record, a runbook) has its short sibling sections joined: each joined part keeps its heading as
     a line of text and its own deep link (`Chunk.parts`); the passage as a whole is filed under the

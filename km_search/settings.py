@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     chunk_words: int = Field(350, ge=20, description="Target passage size in words.")
     chunk_overlap: int = Field(70, ge=0, description="Words repeated between consecutive passages.")
     pack_document_words: int = Field(
-        1000, ge=0,
+        0, ge=0,
         description="Documents of at most this many words (a decision record, a runbook) get their short sibling "
         "sections joined into passages, each part keeping its own deep link; entries of a list under one heading "
         "stay apart (0: never; docs/quality.md).",
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         description="Share of its best same-section neighbour's dense score a passage adds to its own (0: off).",
     )
     lexical_neighbor_weight: float = Field(
-        0.0, ge=0.0, le=1.0,
+        0.15, ge=0.0, le=1.0,
         description="Share of its best same-section neighbour's BM25 score a passage adds to its own (0: off).",
     )
     feedback_passages: int = Field(

@@ -133,7 +133,7 @@ def _search(base: str, query: str) -> list[tuple[str, float]]:
 def test_km_serve_on_ray_answers_as_km_serve_and_survives_a_replica_killed(cluster, corpus, tmp_path):
     from km_search.index.snapshot import Snapshot
 
-    env = {**os.environ, "KM_INDEX_DIR": str(tmp_path / "indexes"), "KM_SHARD_ROWS": "30", "HF_HUB_OFFLINE": "1",
+    env = {**os.environ, "KM_INDEX_DIR": str(tmp_path / "indexes"), "KM_SHARD_ROWS": "60", "HF_HUB_OFFLINE": "1",
            "KM_RELOAD_INTERVAL_S": "0"}
     subprocess.run([*__import__("helpers").KM, "ingest", str(corpus), "--index", "sharded"], env=env, check=True,
                    capture_output=True, timeout=600)

@@ -39,10 +39,10 @@ def test_km_eval_on_the_example_set_stays_above_its_floors(tmp_path):
 # change tuned on one genre that costs another fails here. The big FAQ manuals run in `make quality`.
 GENRE_FLOORS = {
     "r_faq": 0.66,  # FAQ manual, Texinfo HTML
-    "adr_govuk_aws": 0.90,  # decision records, Markdown
-    "runbooks_prometheus": 0.90,  # runbooks, Markdown
-    "handbook_18f": 0.80,  # staff handbook, Markdown
-    "office_govuk_aws": 0.90,  # decision records as DOCX, PDF, PPTX
+    "adr_govuk_aws": 0.72,  # decision records, Markdown
+    "runbooks_prometheus": 0.65,  # runbooks, Markdown
+    "handbook_18f": 0.82,  # staff handbook, Markdown
+    "office_govuk_aws": 0.74,  # decision records as DOCX, PDF, PPTX
 }
 
 

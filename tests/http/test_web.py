@@ -324,8 +324,8 @@ def test_results_are_grouped_by_document(page, server):
     expect(page.locator("#answer")).to_be_visible()
     docs = [results.nth(i).locator("a.source").inner_text().split("#")[0] for i in range(3)]
     assert len(set(docs)) == 3, docs
-    assert ADR in docs, docs
-    more = page.locator(".result details.more-from-doc").first  # a document with several passages
+    assert docs[0] == ADR
+    more = results.first.locator("details.more-from-doc")
     expect(more.locator("summary")).to_contain_text("More from this document (")
     expect(more.locator("ul")).to_be_hidden()  # collapsed
     more.locator("summary").click()

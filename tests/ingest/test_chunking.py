@@ -79,7 +79,7 @@ def test_a_packed_passage_keeps_each_part_offset_and_link():
         Section("Move to PostgreSQL.", ("ADR-12", "Decision"), anchor="decision"),
     )
     doc = Document("adr/12.md", "markdown", record, DocumentMeta(title="ADR-12"))
-    [chunk] = chunk_document(doc, 100, 10)
+    [chunk] = chunk_document(doc, 100, 10, pack_document_words=1000)
     assert chunk.text == ("Accepted. Context MySQL was slow for reports and locked tables during migrations. "
                           "Decision Move to PostgreSQL.")
     # filed under the part with the most words, as before
@@ -91,7 +91,7 @@ def test_a_packed_passage_keeps_each_part_offset_and_link():
     # part's own, with no parts
     short = Document("adr/13.md", "markdown", (Section("Accepted.", ("ADR-13", "Status"), anchor="status"), Section("MySQL was slow for reports and locked "
                      "tables during every migration.", ("ADR-13", "Context"), anchor="context")))
-    first, second = chunk_document(short, 12, 0)
+    first, second = chunk_document(short, 12, 0, pack_document_words=1000)
     assert first.text == "Accepted. Context" and [p.source for p in first.parts] == ["adr/13.md#status", "adr/13.md#context"]
     assert second.parts == () and second.source == "adr/13.md#context" and second.text.startswith("MySQL")
 

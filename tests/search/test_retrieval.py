@@ -120,7 +120,7 @@ def test_a_hit_on_joined_sections_links_to_the_part_it_matched(tmp_path, fake_em
         Section("Move billing to PostgreSQL next quarter.", ("ADR-12", "Decision"), anchor="decision"),
     )
     doc = Document("adr/12.md", "md", record, DocumentMeta(title="ADR-12"))
-    [chunk] = chunk_document(doc, 100, 10)
+    [chunk] = chunk_document(doc, 100, 10, pack_document_words=1000)
     writer = SnapshotWriter(tmp_path / "t", {"name": "t"})
     writer.add(doc, SourceInfo("adr/12.md", "h", 1), [chunk], fake_embedder.encode([chunk.indexed_text()]))
     writer.publish()
