@@ -21,6 +21,7 @@ Everything here is pure except `FolderDefaults`, which reads the sidecar files.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -80,13 +81,16 @@ STATUSES = ("proposed", "accepted", "rejected", "deprecated", "superseded", "dra
             "reverted", "withdrawn", "abandoned", "published", "committed", "discussion", "prediscussion",
             "ideation", "predraft")
 # Words written for a status that mean one of STATUSES: 'Replaced by ADR-9' is 'Superseded'.
-STATUS_SYNONYMS = {"replaced": "superseded", "obsoleted": "superseded"}
+STATUS_SYNONYMS = {"replaced": "superseded", "obsoleted": "superseded", "partly superseded": "superseded",
+                   "partially superseded": "superseded", "publish": "published", "pending": "proposed",
+                   "in review": "proposed", "under review": "proposed", "review": "proposed",
+                   "incomplete": "proposed"}
 # RFD/RFC process states (Oxide's `state:`, also as the AsciiDoc attribute `:state:`): a document in
 # such a process is a decision record whatever its folder; `draft` alone is not (Word files say it).
 RFD_STATES = frozenset({"prediscussion", "ideation", "predraft", "draft", "discussion", "published",
                         "committed", "abandoned"})
 _RFD_ONLY = RFD_STATES - {"draft"}
-_STATUS_WORDS = "|".join((*STATUSES, *STATUS_SYNONYMS))
+_STATUS_WORDS = "|".join(sorted((*STATUSES, *STATUS_SYNONYMS), key=len, reverse=True)).replace(" ", r"\s+")
 _LEAD = re.compile(r"^[\W_]*(?:\d{4}-\d{2}-\d{2}[\W_]*)?")  # emoji, bullets, bold marks, a date before it
 _STATUS = re.compile(r"^(" + _STATUS_WORDS + r")\b(?:\s+(?:by|in|with)\b\s*(.*))?", _W)
 # 'Status: X', '* Status: X', '**Status:** X', '| Status | X |', 'Status - X', '… - Status: X' (inline)
@@ -94,7 +98,8 @@ _STATUS_FIELD = re.compile(r"\bstatus\b[*_]*\s*(?:[:=|]|[-–—]\s)\s*([^\n|]+)
 _SUPERSEDES = re.compile(r"\b(?:supersedes|replaces|obsoletes)\b\s*:?\s*([^\n]*)", _W)
 _LINK = re.compile(r"!?\[([^\]]*)\]\(\s*([^)\s]*)[^)]*\)")
 # A record reference: 'ADR-036', 'adr 12', 'RFD #42', or a bare number that is not part of a date.
-_REF = re.compile(r"\b([a-z]{2,10})[\s_-]?#?(\d{1,6})\b|(?<![\w-])#?(\d{1,6})(?![\w-])", _W)
+_REF = re.compile(r"\b([a-z]{2,10})[\s_-]?#?(\d{1,6})\b(?!\.\d)|(?<![\w.-])#?(\d{1,6})(?![\w-]|\.\d)", _W)
+_WEB = re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", _W)
 _STATUS_WINDOW = 600  # characters at the top of a document where a status line counts
 _APPROVED_KEYS = ("date_approved", "approved", "approval_date")
 
@@ -134,6 +139,10 @@ def infer_type(title: str, headings: Iterable[Sequence[str]], rel_path: str) -> 
     an ADR template's sections come right after the folders, before weak title words."""
     parts = rel_path.split("/")
     stem = re.sub(r"[-_.]+", " ", parts[-1].rsplit(".", 1)[0])
+    # a numbered record in a folder of decisions ('adr/0039-domain-policy.md') is one, whatever
+    # other type a word of its title names
+    if parts[:-1] and _folder_type(parts[-2]) == "decision" and record_number(title, rel_path) is not None:
+        return "decision"
     for text in (title, stem):
         for doc_type, strong, *_ in TYPE_RULES:
             if strong.search(text or ""):
@@ -158,8 +167,9 @@ def record_ref(text: str | None) -> str | None:
     '0012' from 'Replaces [0012](0012-x.md)', the link's file number when its text has none;
     None when it names no record."""
     text = text or ""
-    targets = [t for _, t in _LINK.findall(text)]
-    plain = _LINK.sub(lambda m: m[1], text)
+    targets = [t for _, t in _LINK.findall(text)
+               if not _WEB.match(t) or re.search(r"\.(?:md|markdown|adoc|asciidoc|rst|html?|txt)$", t.split("#", 1)[0])]
+    plain = _WEB.sub(" ", _LINK.sub(lambda m: m[1], text))  # 'pull/23' in an address is no record
     if m := _REF.search(plain):
         return f"{m[1].upper()}-{m[2]}" if m[1] else m[3]
     for target in targets:  # '0012-use-mysql.md', 'adr-0012.md', '../0012/README.md'
@@ -183,7 +193,8 @@ def normalize_status(value: str | None) -> tuple[str | None, str | None]:
     m = _STATUS.match(_LEAD.sub("", text))
     if not m:
         return " ".join(_LINK.sub(lambda m: m[1], text).split()), None
-    word = STATUS_SYNONYMS.get(m[1].lower(), m[1].lower())
+    word = " ".join(m[1].lower().split())
+    word = STATUS_SYNONYMS.get(word, word)
     by = None
     if word == "superseded" and m[2]:
         title = re.split(r"\s*[(;,]|\s+on\s+\d|\.\s", _LINK.sub(lambda m: m[1], m[2]).strip(" .*_"), maxsplit=1)[0]
@@ -214,6 +225,21 @@ def infer_status(sections: Sequence[Section]) -> tuple[str | None, str | None, s
     return None, None, _supersedes(top)
 
 
+_AUTHOR_FIELD = re.compile(r"^[\W_]*(?:authors?|owners?|deciders|written by)\b[*_]*\s*(?:[:=|]|[-–—]\s)\s*([^\n|]+)",
+                           _W | re.MULTILINE)
+
+
+def stated_authors(sections: Sequence[Section]) -> tuple[str, ...]:
+    """The people a document names as its authors near its top, as a line, a list item or a table
+    cell ('Authors: A, B', '* Deciders: A', '| Authors | [A](@a) |'), when no metadata field does."""
+    top = "\n".join(s.text for s in sections)[:_STATUS_WINDOW]
+    if m := _AUTHOR_FIELD.search(top):
+        names = split_names(_LINK.sub(lambda link: link[1], m[1]))
+        # a template's placeholder ('[list everyone involved]', 'TBD') names no one
+        return tuple(n for n in names if fold(n) not in {"n/a", "none", "tbd", "-"} and not re.match(r"[\[{<]", n))
+    return ()
+
+
 def _supersedes(text: str) -> str | None:
     """The record a 'Supersedes ADR 12' / 'Replaces [0012](0012-x.md)' line names, if any."""
     for m in _SUPERSEDES.finditer(text):
@@ -227,6 +253,7 @@ def process_status(meta: DocumentMeta, extra: Mapping[str, str]) -> tuple[str | 
     AsciiDoc `:state:` the parser reads as the status) -> 'Published'; `date_approved: 2019-05-02`
     -> 'Accepted' on that day. (None, None) when the document follows no such process."""
     state = fold(extra.get("state") or "")
+    state = STATUS_SYNONYMS.get(state, state)  # Joyent writes `state: publish`
     if state in RFD_STATES:
         return state.capitalize(), None
     declared = fold(meta.status or "")
@@ -243,14 +270,19 @@ _LISTED = re.compile(r"^(?:[-*+] |\d{1,4}\. |\S.*\|)")  # a list item or a table
 _LISTED_RECORD = re.compile(r"\b[a-z]{2,10}[\s_-]?#?\d{1,6}\b|\b0\d{2,5}\b|^\d{1,5}\s*\|", _W)
 
 
+_TEMPLATE = re.compile(r"(?:^|[\W_])templates?$")
+
+
 def is_record_index(rel_path: str, sections: Sequence[Section], status: str | None) -> bool:
-    """An ADR/RFD folder's README or index page, or a page that is mostly a list or table of records
-    (at least 3 lines, half of them): it lists decisions and is none itself. A README that states a
+    """An ADR/RFD folder's README or index page, a record template, or a page that is mostly a list
+    or table of records (at least 3 lines, half of them): it lists decisions and is none itself. A README that states a
     status, or that is the record of a numbered folder (Oxide's rfd/0042/README.adoc), is a record."""
     parts = rel_path.lower().split("/")
     stem = parts[-1].rsplit(".", 1)[0]
     numbered_folder = len(parts) > 1 and parts[-2].isdigit()
     if stem in _INDEX_STEMS and not numbered_folder and not status:
+        return True
+    if _TEMPLATE.search(stem):  # 'template.md', 'adr-template.md', 'ODH-ADR-0000-template.md'
         return True
     lines = [line for s in sections for line in s.text.split("\n") if line.strip()]
     listed = [line for line in lines if _LISTED.match(line) and _LISTED_RECORD.search(line)]
@@ -337,9 +369,16 @@ def supersession_pairs(decisions: Iterable[Record]) -> list[tuple[int, int]]:
     return list(pairs)
 
 
-def record_label(title: str, path: str) -> str:
-    """How one record names another in `superseded_by` / `supersedes`: its id ('ADR-012'), else its title."""
-    return record_id(title) or record_id(path.rsplit("/", 1)[-1]) or title or path
+def record_label(title: str, path: str, shared_title: bool = False) -> str:
+    """How one record names another in `superseded_by` / `supersedes`: its id ('ADR-012'), else its
+    title, or its file's number when a sibling has the same title (GOV.UK's 0033 is headed
+    '3. Networking Outline', as 0003 is)."""
+    name = path.rsplit("/", 1)[-1]
+    if ident := record_id(title) or record_id(name):
+        return ident
+    if shared_title and (m := _NUMBERED.match(name)):
+        return m[1]
+    return title or path
 
 
 def supersessions(decisions: Iterable[Record], groups: Mapping[int, Sequence[str]] | None = None) -> dict[int, str]:
@@ -349,12 +388,13 @@ def supersessions(decisions: Iterable[Record], groups: Mapping[int, Sequence[str
     it may also read the one superseding it: a restricted record's id never shows on a public one."""
     decisions = list(decisions)
     row = {d[0]: d for d in decisions}
+    label = _labeller(decisions)
     found: dict[int, str] = {}
     for old, new in supersession_pairs(decisions):
         _, _, _, status, extra = row[old]
         marked = (status or "").lower() == "superseded" and extra.get("superseded_by")
         if not marked and _may_name(groups, old, new):
-            found.setdefault(old, record_label(row[new][1], row[new][2]))
+            found.setdefault(old, label(row[new]))
     return found
 
 
@@ -363,11 +403,18 @@ def superseding(decisions: Iterable[Record], groups: Mapping[int, Sequence[str]]
     (`supersedes` unset): doc id -> the old record's label; the same access rule, reversed."""
     decisions = list(decisions)
     row = {d[0]: d for d in decisions}
+    label = _labeller(decisions)
     found: dict[int, str] = {}
     for old, new in supersession_pairs(decisions):
         if not row[new][4].get("supersedes") and _may_name(groups, new, old):
-            found.setdefault(new, record_label(row[old][1], row[old][2]))
+            found.setdefault(new, label(row[old]))
     return found
+
+
+def _labeller(decisions: Sequence[Record]):
+    """record_label for rows of this collection, told when a sibling shares the record's title."""
+    titles = Counter((collection_of(path), _title_key(title)) for _, title, path, _, _ in decisions)
+    return lambda r: record_label(r[1], r[2], titles[(collection_of(r[2]), _title_key(r[1]))] > 1)
 
 
 def _may_name(groups: Mapping[int, Sequence[str]] | None, on: int, named: int) -> bool:
@@ -433,7 +480,7 @@ def finish_meta(
         modified = max((c.last_date for c in contributors if c.last_date), default=None)
     return replace(
         meta,
-        authors=meta.authors or as_list(d.get("authors") or d.get("owners"), split_names),
+        authors=meta.authors or stated_authors(sections) or as_list(d.get("authors") or d.get("owners"), split_names),
         project=meta.project or scalar_str(d.get("project")),
         doc_type=doc_type,
         tags=meta.tags or as_list(d.get("tags"), split_tags),

@@ -79,6 +79,8 @@ def _squashed(text: str) -> str:
 
 def _full_name(name: str) -> str | None:
     """The folded name when it is a person's full name (two words or more), else None."""
+    if "@" in name:  # an address written where the name goes
+        return None
     folded = " ".join(re.sub(r"[^\w\s'-]", " ", fold(name)).split())
     return folded if len(folded.split()) >= 2 and folded not in _NOT_NAMES else None
 
@@ -91,14 +93,35 @@ def _tied(a: str, b: str, shared_doc: bool) -> bool:
     return la == lb or personal or shared_doc
 
 
+def _same_name(a: str, b: str) -> bool:
+    """Two folded full names of one person as written: the same first and last name, and middle
+    names that agree or are one another's initials ('pedro p candel', 'pedro palazon candel')."""
+    ta, tb = a.split(), b.split()
+    if a == b or ta[0] != tb[0] or ta[-1] != tb[-1]:
+        return False
+    middle_a, middle_b = ta[1:-1], tb[1:-1]
+    return len(middle_a) == len(middle_b) and all(x.startswith(y) or y.startswith(x) for x, y in zip(middle_a, middle_b))
+
+
+def _same_names(names: list[str]) -> list[tuple[str, str]]:
+    """Pairs of distinct full names that `_same_name` says are written for one person."""
+    by_ends: dict[tuple[str, str], list[str]] = {}
+    for name in names:
+        words = name.split()
+        by_ends.setdefault((words[0], words[-1]), []).append(name)
+    return [(a, b) for group in by_ends.values() for i, a in enumerate(group) for b in group[i + 1:] if _same_name(a, b)]
+
+
 def merge_identities(rows: Iterable[tuple[str, str, str | None, int]]) -> dict[str, str]:
     """key -> the key of the person it is, for the keys that join another: `rows` are (key, name,
     email, doc id) of the people table. In this order:
-    1. emails written with one full name are one person when tied (`_tied`); namesakes whose emails
-       nothing ties (other organizations' addresses, different local parts, never on one document)
-       stay apart;
-    2. a one-word name that spells exactly one person's full name or email local part, as GitHub
-       handles do ('priyaraman', 'priya-raman', 'PriyaRaman' for Priya Raman), joins them;
+    1. emails written with one full name (middle names may be initials) are one person when tied
+       (`_tied`); namesakes whose emails nothing ties (other organizations' addresses, different
+       local parts, never on one document) stay apart;
+    2. a one-word name or an email's local part that spells exactly one person's full name, or
+       their initial and last name, or a one-word name that spells their email's local part, as
+       GitHub handles and work addresses do ('priyaraman', 'priya-raman', 'PriyaRaman', 'praman'
+       for Priya Raman), joins them;
     3. a name without an email joins the one person with that full name, when there is exactly one.
     The person's key is an organization's address before a personal one, one written with a full
     name before a handle's, then the most used."""
@@ -135,6 +158,8 @@ def merge_identities(rows: Iterable[tuple[str, str, str | None, int]]) -> dict[s
         for name in names[key]:
             if full := _full_name(name):
                 by_name.setdefault(full, []).append(key)
+    for full, other in _same_names(list(by_name)):  # 'Pedro P. Candel' is 'Pedro Palazón Candel'
+        by_name[full] = by_name[full] + by_name[other]
     for keys in by_name.values():  # 1.
         keys = sorted(set(keys))
         for i, a in enumerate(keys):
@@ -143,7 +168,9 @@ def merge_identities(rows: Iterable[tuple[str, str, str | None, int]]) -> dict[s
                     union(a, b)
     spelled: dict[str, set[str]] = {}  # squashed full name or email local part -> the people it spells
     for full, keys in by_name.items():
-        spelled.setdefault(_squashed(full), set()).update(find(k) for k in keys)
+        words = full.split()
+        for spelling in (full, words[0][0] + words[-1]):  # 'priyaraman', and 'praman' as work addresses write it
+            spelled.setdefault(_squashed(spelling), set()).update(find(k) for k in keys)
     for key in emails:
         local = key.rpartition("@")[0]
         if len(_squashed(local)) >= 5:
@@ -153,6 +180,10 @@ def merge_identities(rows: Iterable[tuple[str, str, str | None, int]]) -> dict[s
                    if n and " " not in n.strip() and len(_squashed(n)) >= 5 and fold(n) not in _NOT_NAMES}
         if key.startswith("name:") and " " not in key[5:]:
             handles.add(_squashed(key[5:]))
+        elif not key.startswith("name:") and not any(_full_name(n) for n in names[key]):
+            local = _squashed(key.rpartition("@")[0])  # an address written without a name
+            if len(local) >= 5 and local not in _NOT_NAMES:
+                handles.add(local)
         for handle in handles:
             people = {find(p) for p in spelled.get(handle, ())} - {find(key)}
             if len(people) == 1:

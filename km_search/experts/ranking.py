@@ -93,12 +93,14 @@ def rank_experts(
     k: int = 5,
 ) -> list[Expert]:
     """The k people with the highest score(p) = sum over documents d of relevance(d) times the sum
-    of p's credit in d times its recency. relevance(d) = sum of passage_weights over d's passages."""
+    of p's credit in d times its recency. relevance(d) = the passage weight of d's best passage."""
     relevance: dict[int, float] = {}
     best: dict[int, Passage] = {}
     for passage, weight in zip(passages, passage_weights([p.score for p in passages])):
-        relevance[passage.doc_id] = relevance.get(passage.doc_id, 0.0) + weight
-        best.setdefault(passage.doc_id, passage)
+        # a document is as relevant as its best passage, so a long document of many middling
+        # passages does not outweigh the record the topic is about
+        if weight > relevance.get(passage.doc_id, -1.0):
+            best[passage.doc_id], relevance[passage.doc_id] = passage, weight
     per_person: dict[str, dict[int, float]] = {}
     last_seen: dict[str, str] = {}
     authored: set[tuple[str, int]] = set()  # (person, document) pairs where they are a declared author

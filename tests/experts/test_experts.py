@@ -77,14 +77,14 @@ def test_worked_example_of_the_docs():
     names = {"priya@x": "Priya", "carol@x": "Carol", "aisha@x": "Aisha", "bob@x": "Bob"}
     experts = rank_experts(passages, people, dates, names, dt.date(2025, 1, 1), 730, k=10)
     assert [(e.name, e.score, e.documents, e.last_date) for e in experts] == [
-        ("Priya", pytest.approx(1.828125, abs=1e-4), 3, "2025-01-01"),
-        ("Carol", 0.375, 1, "2025-01-01"),
+        ("Priya", pytest.approx(1.328125, abs=1e-4), 3, "2025-01-01"),
         ("Aisha", pytest.approx(0.28125, abs=1e-4), 1, "2023-01-02"),
+        ("Carol", 0.25, 1, "2025-01-01"),
         ("Bob", 0.1875, 1, "2025-01-01"),
     ]
     assert [(e.doc_id, e.source, e.role) for e in experts[0].evidence] == [
         (1, "adr-012.md#decision", "author"), (2, "retro.md", "author"), (3, "wiki/pg.md", "edited")]
-    assert [e.role for e in experts[1].evidence] == ["edited"]
+    assert [e.role for e in experts[2].evidence] == ["edited"]
     assert rank_experts(passages, people, dates, names, dt.date(2025, 1, 1), 730, k=1)[0].name == "Priya"
     assert rank_experts([], people, dates, names, dt.date(2025, 1, 1)) == []
 
@@ -184,3 +184,29 @@ def test_the_declared_author_outranks_a_maintainer_who_committed_to_every_file()
     experts = rank_experts(passages, people, dates, {}, dt.date(2025, 1, 1), 730, k=3)
     assert [e.email for e in experts[:2]] == ["ann@x", "max@x"]
     assert experts[0].evidence[0].role == "author" and {e.role for e in experts[1].evidence} == {"edited"}
+
+
+def test_middle_initials_initial_and_last_name_and_a_bare_address_are_one_person():
+    from km_search.experts.people import merge_identities
+
+    def rows(*people):
+        return [(email, name, email, doc) for name, email, doc in people]
+
+    # 'Pedro P. Candel' (git, a personal address) is 'Pedro Palazón Candel' (work)
+    assert merge_identities(rows(("Pedro Palazón Candel", "pedro@joyent.example", 1),
+                                 ("Pedro P. Candel", "kusorbox@gmail.com", 2))) == {"kusorbox@gmail.com": "pedro@joyent.example"}
+    assert merge_identities(rows(("Pedro Q. Candel", "pq@a.example", 1), ("Pedro P. Candel", "kusorbox@gmail.com", 2))) == {}
+    # an author field holding only an address whose local part is initial + last name
+    assert merge_identities(rows(("mdanciu@redhat.example", "mdanciu@redhat.example", 1),
+                                 ("Marius Danciu", "marius.danciu@gmail.com", 2))) == {"marius.danciu@gmail.com": "mdanciu@redhat.example"}
+    # ...but not when it spells two people
+    assert merge_identities(rows(("jsmith@x.example", "jsmith@x.example", 1), ("John Smith", "john.smith@a.example", 2),
+                                 ("Jane Smith", "jane.smith@b.example", 3))) == {}
+
+
+def test_a_long_document_of_middling_passages_does_not_outweigh_the_record_the_topic_is_about():
+    record = [Passage(1, "rfd/51.md", "Code review", "a", 1.0)]
+    long_doc = [Passage(2, f"rfd/45.md#{i}", "Big RFD", "b", 0.6) for i in range(8)]
+    people = {1: [Involvement("jerry@x", "author")], 2: [Involvement("dave@x", "author")]}
+    ranked = rank_experts(record + long_doc + [Passage(3, "z.md", "Z", "z", 0.0)], people, {}, {}, dt.date(2025, 1, 1))
+    assert [e.email for e in ranked[:2]] == ["jerry@x", "dave@x"]

@@ -396,3 +396,56 @@ def test_current_first_demotes_records_no_longer_in_force_among_near_ties():
     assert [c for c, *_ in current_first(far, {1: (10, "Deprecated"), 2: (20, "Accepted")}, 2)] == [1, 2]
     negative = [(1, -0.10, None, None), (2, -0.11, None, None)]  # scores below zero are lowered too
     assert [c for c, *_ in current_first(negative, {1: (10, "Rejected"), 2: (20, None)}, 2)] == [2, 1]
+
+
+# --- labelled on real collections (evalsets/decisions_real): one test per rule they needed ----------
+
+
+def test_a_numbered_record_in_a_decision_folder_is_a_decision_whatever_its_title_says(tmp_path):
+    # GOV.UK's 0039 and the MoJ's 011: "policy" in the title, a record by folder and number
+    text = "# 39. Non-GOV.UK domain policy\n\nDate: 2018-01-01\n\n## Status\n\nAccepted\n\n## Context\n\nWe own domains.\n"
+    m = meta_of(tmp_path, "docs/architecture/decisions/0039-non-govuk-domain-policy.md", text)
+    assert (m.doc_type, m.status) == ("decision", "Accepted")
+    assert infer_type("Introduce Open Policy Agent", [], "architecture-decision-record/011-Introduce-Open-Policy-Agent.md") == "decision"
+    assert infer_type("Security policy", [], "policies/security-policy.md") == "policy"  # not numbered: as before
+
+
+def test_record_templates_are_not_decisions(tmp_path):
+    template = "# [short title]\n\n| Status | Approved |\n|---|---|\n| Authors | [list everyone involved] |\n\n## Context\n\nx\n\n## Decision\n\ny\n"
+    for rel in ("docs/adr/template.md", "adr/ODH-ADR-0000-template.md", "decisions/adr-template.md"):
+        m = meta_of(tmp_path, rel, template)
+        assert m.doc_type == "other" and m.authors == (), rel
+
+
+def test_joyent_publish_state_and_pending_review_incomplete_statuses(tmp_path):
+    m = meta_of(tmp_path, "rfd/0009/README.md", "---\nauthors: Ann Lee <ann@x.example>\nstate: publish\n---\n\n# RFD 9 Fabrics\n\nText.\n")
+    assert (m.doc_type, m.status) == ("decision", "Published")
+    assert infer_status([Section("Pending", ("3. Networking", "Status"))])[0] == "Proposed"
+    assert infer_status([Section("| Status | Review |\n| Authors | A |")])[0] == "Proposed"
+    assert infer_status([Section("🤔 Incomplete", ("EKS Fargate", "Status"))])[0] == "Proposed"
+
+
+def test_supersedes_cells_naming_no_record_give_none():
+    assert record_ref("https://github.com/opendatahub-io/opendatahub-operator/pull/23") is None
+    assert record_ref("Data Connections (pre-2.16)") is None
+    assert record_ref("[ADR 12](https://github.com/org/repo/blob/main/adr/0012-use-x.md)") == "ADR-12"
+    assert record_ref("[the old one](../0012-use-x.md)") == "0012"
+    assert infer_status([Section("| Status | Accepted |\n| Supersedes | https://github.com/o/r/pull/23 |")])[2] is None
+
+
+def test_a_supersession_names_a_record_that_shares_its_title_by_file_number():
+    # GOV.UK's 0033 is headed "3. Networking Outline", as 0003 is
+    rows = [(1, "3. Networking Outline", "decisions/0003-aws-networking-outline.md", "Accepted", {}),
+            (2, "3. Networking Outline", "decisions/0033-ip-ranges.md", "Proposed", {"supersedes": "0003"})]
+    assert supersessions(rows) == {1: "0033"}
+    rows[0] = (1, "3. AWS networking", "decisions/0003-aws-networking-outline.md", "Accepted", {})
+    assert supersessions(rows) == {1: "3. Networking Outline"}
+
+
+def test_authors_stated_in_the_text_when_no_field_declares_them(tmp_path):
+    odh = "# ODH-ADR-0003 Licence\n\n| | |\n|---|---|\n| Status | Accepted |\n| Authors | [Greg Sheremeta](@gregsheremeta), Ann Lee |\n\n## Decision\n\nApache 2.0.\n"
+    assert meta_of(tmp_path, "adr/ODH-ADR-0003-licence.md", odh).authors == ("Greg Sheremeta", "Ann Lee")
+    madr2 = "# Use X\n\n* Status: accepted\n* Deciders: Ann Lee and Bob Ray\n\n## Decision Outcome\n\nX.\n"
+    assert meta_of(tmp_path, "adr/0002-use-x.md", madr2).authors == ("Ann Lee", "Bob Ray")
+    declared = "---\nauthors: Cy Doe\n---\n" + madr2
+    assert meta_of(tmp_path, "adr/0003-use-x.md", declared).authors == ("Cy Doe",)

@@ -82,7 +82,8 @@ def test_type_inference_rules(title, headings, path, expected):
     ("value", "expected"),
     [("accepted", ("Accepted", None)), ("Superseded by ADR-012", ("Superseded", "ADR-012")),
      ("superseded by adr 12 on 2023-03-06", ("Superseded", "ADR-12")), ("Final", ("Final", None)),
-     ("In review", ("In review", None)), ("  ", (None, None)), (None, (None, None))],
+     ("On hold", ("On hold", None)), ("In review", ("Proposed", None)), ("Pending", ("Proposed", None)),
+     ("Partly superseded", ("Superseded", None)), ("  ", (None, None)), (None, (None, None))],
 )
 def test_status_normalization(value, expected):
     assert normalize_status(value) == expected
