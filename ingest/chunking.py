@@ -70,6 +70,11 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+def _asks(section: Section) -> bool:
+    """Whether the section is headed by a question ('Must I reboot to upgrade?'): an FAQ entry."""
+    return bool(section.heading_path) and section.heading_path[-1].rstrip().endswith("?")
+
+
 def pack_sections(sections: tuple[Section, ...], max_words: int) -> list[tuple[Section, ...]]:
     """Runs of short sibling sections (same top-level heading and page) of at most `max_words` words
     in all, each run to be one passage; a section that joins nothing is a run of one.
@@ -85,6 +90,8 @@ def pack_sections(sections: tuple[Section, ...], max_words: int) -> list[tuple[S
         # sections under one and the same heading path are entries of a list (FAQ entries of a
         # DocBook qandaset, definitions), each its own topic: never joined
         entry = any(s.heading_path == section.heading_path for s in group)
+        # a section headed by a question is an FAQ entry: its own topic, whatever its size
+        entry = entry or _asks(section) or any(_asks(s) for s in group)
         if group and same_parent and not entry and sum(_words(s.text) for s in group) + size <= max_words:
             group.append(section)
             continue
@@ -97,14 +104,14 @@ def pack_sections(sections: tuple[Section, ...], max_words: int) -> list[tuple[S
 
 
 def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30,
-                   pack_document_words: int = 0) -> list[Chunk]:
+                   pack_document_words: int = 0, pack_words: int = 0) -> list[Chunk]:
     """The passages of a document. A document of at most `pack_document_words` words (a decision
-    record, a runbook) has its short sibling sections joined: each joined part keeps its heading as
-    a line of text and its own deep link (`Chunk.parts`); the passage as a whole is filed under the
-    part with the most words."""
+    record, a runbook) has its short sibling sections joined in runs of at most `pack_words` words
+    (0: `max_words`): each joined part keeps its heading as a line of text and its own deep link
+    (`Chunk.parts`); the passage as a whole is filed under the part with the most words."""
     chunks: list[Chunk] = []
     pack = 0 < sum(_words(s.text) for s in doc.sections) <= pack_document_words
-    runs = pack_sections(doc.sections, max_words) if pack else [(s,) for s in doc.sections]
+    runs = pack_sections(doc.sections, pack_words or max_words) if pack else [(s,) for s in doc.sections]
     for run in runs:
         units: list[str] = []
         owner: list[int] = []  # the run's section each unit comes from

@@ -71,7 +71,8 @@ def parse_one(file: SourceFile, settings: Settings, source: SourceInfo) -> Parse
     if words <= MAX_REDIRECT_WORDS and (why := stub_reason(file.path, words)):  # a page that only redirects
         raise NothingToIndex(why)
     doc = replace(doc, meta=finish_meta(doc.meta, doc.path, doc.sections, file.defaults, file.contributors))
-    chunks = chunk_document(doc, settings.chunk_words, settings.chunk_overlap, settings.pack_document_words)
+    chunks = chunk_document(doc, settings.chunk_words, settings.chunk_overlap, settings.pack_document_words,
+                            settings.pack_words)
     if not chunks:
         raise KmError("no text to index")
     return ParsedFile(doc, source, chunks)

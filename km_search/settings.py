@@ -55,10 +55,14 @@ class Settings(BaseSettings):
     chunk_words: int = Field(350, ge=20, description="Target passage size in words.")
     chunk_overlap: int = Field(70, ge=0, description="Words repeated between consecutive passages.")
     pack_document_words: int = Field(
-        0, ge=0,
+        1000, ge=0,
         description="Documents of at most this many words (a decision record, a runbook) get their short sibling "
         "sections joined into passages, each part keeping its own deep link; entries of a list under one heading "
-        "stay apart (0: never; docs/quality.md).",
+        "and sections headed by a question stay apart (0: never; docs/quality.md).",
+    )
+    pack_words: int = Field(
+        120, ge=0, description="Largest passage that packing joins sections into, in words (0: chunk_words); "
+        "larger joins lost on the staff handbook (docs/quality.md).",
     )
     fusion: Literal["convex", "rrf"] = Field("convex", description="How dense and lexical ranks are fused.")
     dense_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the dense score in convex fusion.")

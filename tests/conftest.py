@@ -34,6 +34,16 @@ def real_embedder():
     return embedder
 
 
+@pytest.fixture(scope="session")
+def export_cache():
+    """The cache of exported graphs that every embedder of the session shares, as on a user's machine:
+    an export is keyed by model and backend (calibrated on shipped text, not the corpus), so one
+    export serves every test; tests/embedding/test_export_cache.py covers exporting afresh."""
+    from km_search.settings import Settings
+
+    return Settings().cache_path()
+
+
 @pytest.fixture
 def settings(tmp_path):
     from km_search.settings import Settings

@@ -276,6 +276,8 @@ def ensure_export(model_path: Path, backend: str, cache_dir: Path) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if the holder dies
         if target.exists():  # another process exported it while this one waited
             return target
+        for stale in entry.parent.glob(f".tmp-{entry.name}-*"):  # a killed exporter's: the lock is ours now
+            shutil.rmtree(stale, ignore_errors=True)
         source = None if backend == "onnx" else ensure_export(model_path, "onnx", cache_dir)
         try:
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=entry.parent))

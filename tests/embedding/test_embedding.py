@@ -37,8 +37,8 @@ def test_query_vectors_are_cached(real_embedder):
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("exports")
+def export_dir(export_cache):
+    return export_cache
 
 
 @pytest.mark.slow
@@ -46,15 +46,16 @@ def export_dir(tmp_path_factory):
 def test_exported_backends_agree_with_torch(real_embedder, export_dir, backend, closeness):
     texts = ["How do I reset my password?", "Steps to change a forgotten password", "Quarterly revenue grew",
              "The billing service moved to PostgreSQL because replication lagged behind."] * 5
+    leftovers = set(export_dir.rglob(".tmp-*"))  # the shared cache may hold an interrupted run's
     embedder = Embedder(backend=backend, cache_dir=export_dir)
-    vectors = embedder.encode(texts)  # 20 texts: the static int8 export calibrates on them
+    vectors = embedder.encode(texts)
     reference = real_embedder.encode(texts)
     assert vectors.shape == reference.shape and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert (vectors * reference).sum(axis=1).min() >= closeness
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
     assert embedder.describe()["backend"] == backend and embedder.max_tokens == real_embedder.max_tokens
-    assert list(export_dir.rglob(".tmp-*")) == []  # exports land whole, by rename
+    assert set(export_dir.rglob(".tmp-*")) <= leftovers  # exports land whole, by rename
 
 
 def test_queries_follow_the_backend_the_index_was_built_with(export_dir):

@@ -62,6 +62,16 @@ def test_an_export_is_made_once_and_reused(model, tmp_path, fake_export):
     assert list(cache.rglob(".tmp-*")) == []  # entries land whole, by rename
 
 
+def test_a_killed_exporters_leftover_is_removed_by_the_next_export(model, tmp_path, fake_export):
+    cache = tmp_path / "cache"
+    entry = ensure_export(model, "onnx", cache).parent
+    shutil.rmtree(entry)
+    leftover = entry.parent / f".tmp-{entry.name}-killed"  # what a SIGKILL mid-export leaves
+    (leftover / "graph").mkdir(parents=True)
+    assert ensure_export(model, "onnx", cache).exists() and not leftover.exists()
+    assert list(cache.rglob(".tmp-*")) == []
+
+
 def test_the_key_follows_the_model_files_backend_and_libraries(model, monkeypatch):
     before = export_key(model, "openvino-int8")
     assert before == export_key(model, "openvino-int8")

@@ -15,7 +15,7 @@ import pytest
 pytestmark = pytest.mark.slow  # the real model, a server or worker processes: make test-fast skips it
 
 ROOT = Path(__file__).resolve().parents[2]
-FLOORS = {"hybrid": {"Hit@5": 0.85, "Hit@10": 0.92, "MRR@10": 0.65}, "lexical": {"Hit@10": 0.85}, "dense": {"Hit@10": 0.85}}
+FLOORS = {"hybrid": {"Hit@5": 0.85, "Hit@10": 0.92, "MRR@10": 0.70}, "lexical": {"Hit@10": 0.85}, "dense": {"Hit@10": 0.85}}
 
 
 def test_km_eval_on_the_example_set_stays_above_its_floors(tmp_path):
@@ -39,10 +39,10 @@ def test_km_eval_on_the_example_set_stays_above_its_floors(tmp_path):
 # change tuned on one genre that costs another fails here. The big FAQ manuals run in `make quality`.
 GENRE_FLOORS = {
     "r_faq": 0.66,  # FAQ manual, Texinfo HTML
-    "adr_govuk_aws": 0.72,  # decision records, Markdown
-    "runbooks_prometheus": 0.65,  # runbooks, Markdown
+    "adr_govuk_aws": 0.80,  # decision records, Markdown
+    "runbooks_prometheus": 0.85,  # runbooks, Markdown
     "handbook_18f": 0.82,  # staff handbook, Markdown
-    "office_govuk_aws": 0.74,  # decision records as DOCX, PDF, PPTX
+    "office_govuk_aws": 0.80,  # decision records as DOCX, PDF, PPTX
 }
 
 

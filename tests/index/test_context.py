@@ -131,10 +131,10 @@ def test_an_incremental_snapshot_keeps_windows_and_neighbours_of_carried_rows(tm
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "openvino-int8"])
-def test_a_question_about_one_sentence_matches_its_window_better_than_the_whole_passage(backend, tmp_path):
+def test_a_question_about_one_sentence_matches_its_window_better_than_the_whole_passage(backend, export_cache):
     from km_search.embedding.embedder import Embedder
 
-    embedder = Embedder(backend=backend, cache_dir=tmp_path / "models")
+    embedder = Embedder(backend=backend, cache_dir=export_cache)
     passage = (
         "The office kitchen is cleaned every Friday afternoon by the facilities team. "
         "Parking permits are renewed each January at the front desk. "
@@ -143,7 +143,7 @@ def test_a_question_about_one_sentence_matches_its_window_better_than_the_whole_
         "Printers on the third floor need a badge to release jobs. "
         "Visitors sign in at reception and wear a visitor badge at all times."
     )
-    vectors, windows = embedder.encode_passages([passage] * 20)  # 20: enough to calibrate the int8 export
+    vectors, windows = embedder.encode_passages([passage] * 20)
     np.testing.assert_allclose(vectors[0], embedder.encode([passage])[0], atol=1e-5)
     assert windows.rows == 20 and windows.offsets[1] >= 2
     query = embedder.encode(["How do I renew my VPN certificate when it expires?"])[0]

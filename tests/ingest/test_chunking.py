@@ -119,3 +119,12 @@ def test_entries_under_one_heading_are_never_packed_together():
 def test_pages_are_never_packed_together():
     pages = (Section("one", page=1), Section("two", page=2))
     assert pack_sections(pages, 100) == [(p,) for p in pages]
+
+
+def test_sections_headed_by_a_question_are_never_packed():
+    # an FAQ page: each question its own topic, however short its answer
+    faq = (Section("Intro to the chapter.", ("Upgrading",), anchor="up"),
+           Section("No, packages upgrade in place.", ("Upgrading", "Must I reboot to upgrade?"), anchor="reboot"),
+           Section("Use apt.", ("Upgrading", "How do I upgrade? "), anchor="how"),
+           Section("Run it nightly.", ("Upgrading", "Schedule"), anchor="schedule"))
+    assert pack_sections(faq, max_words=100) == [(s,) for s in faq]

@@ -61,17 +61,17 @@ def test_a_span_the_model_never_gives_a_vector_is_left_for_query_time():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "openvino-int8"])
-def test_real_token_offsets_line_up_with_the_extractors_sentences(backend, tmp_path):
+def test_real_token_offsets_line_up_with_the_extractors_sentences(backend, export_cache):
     """With the real tokenizer, a long passage (past 256 tokens) has a stored vector for every
     sentence, each close to what the model gives that sentence read inside the passage."""
     from ingest.pipeline import encode_chunks
     from km_search.embedding.embedder import Embedder
 
-    embedder = Embedder(backend=backend, cache_dir=tmp_path / "models")
+    embedder = Embedder(backend=backend, cache_dir=export_cache)
     text = " ".join(f"Rule {i}: the VPN certificate of office number {i} expires after {i + 30} days (see “Renewal”)."
                     for i in range(40))  # about 700 tokens
     chunk = _chunk(text)
-    _, _, sentences = encode_chunks([chunk] * 20, embedder)  # 20: enough to calibrate the int8 export
+    _, _, sentences = encode_chunks([chunk] * 20, embedder)
     spans, stored = sentences.of_row(0)
     assert [tuple(s) for s in spans.tolist()] == embedded_spans(text) and len(spans) == 40
     # the first sentence pooled by hand from the passage's own tokens, found by their characters
