@@ -652,7 +652,8 @@ def bench_http_real() -> dict[str, Any]:
                        "wrk_1_client": wrk_clients(port, queries, 1, 5 if QUICK else 15),
                        "wrk_4_clients": wrk_clients(port, queries, 4, 5 if QUICK else 20)}
                 if count == workers[0]:  # issue #17: /ask within 4x of /search, both in this run
-                    row["ask_vs_search"] = ask_vs_search(conn, queries)
+                    # a fresh connection: the server closes one left idle while wrk ran
+                    row["ask_vs_search"] = ask_vs_search(http.client.HTTPConnection("127.0.0.1", port, timeout=60), queries)
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=30)
