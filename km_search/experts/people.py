@@ -93,23 +93,15 @@ def _tied(a: str, b: str, shared_doc: bool) -> bool:
     return la == lb or personal or shared_doc
 
 
-def _same_name(a: str, b: str) -> bool:
-    """Two folded full names of one person as written: the same first and last name, and middle
-    names that agree or are one another's initials ('pedro p candel', 'pedro palazon candel')."""
-    ta, tb = a.split(), b.split()
-    if a == b or ta[0] != tb[0] or ta[-1] != tb[-1]:
-        return False
-    middle_a, middle_b = ta[1:-1], tb[1:-1]
-    return len(middle_a) == len(middle_b) and all(x.startswith(y) or y.startswith(x) for x, y in zip(middle_a, middle_b))
-
-
 def _same_names(names: list[str]) -> list[tuple[str, str]]:
-    """Pairs of distinct full names that `_same_name` says are written for one person."""
-    by_ends: dict[tuple[str, str], list[str]] = {}
+    """Pairs of distinct folded full names written for one person: the same first and last name,
+    and middle names that agree or are one another's initials ('pedro p candel', 'pedro palazon candel')."""
+    by_ends: dict[tuple[str, str], list[list[str]]] = {}
     for name in names:
         words = name.split()
-        by_ends.setdefault((words[0], words[-1]), []).append(name)
-    return [(a, b) for group in by_ends.values() for i, a in enumerate(group) for b in group[i + 1:] if _same_name(a, b)]
+        by_ends.setdefault((words[0], words[-1]), []).append(words)
+    return [(" ".join(a), " ".join(b)) for group in by_ends.values() for i, a in enumerate(group) for b in group[i + 1:]
+            if len(a) == len(b) and all(x.startswith(y) or y.startswith(x) for x, y in zip(a[1:-1], b[1:-1]))]
 
 
 def merge_identities(rows: Iterable[tuple[str, str, str | None, int]]) -> dict[str, str]:
