@@ -309,7 +309,7 @@ def variant_scores(results: dict, variants: dict, reference: str = REFERENCE) ->
         scores = {reference: {n: _mrr(x["ranks"]) for n, x in variants[reference]["sets"].items()}}
     later = reference == SINCE_REFERENCE
     for name, v in variants.items():
-        if name != reference and name != SINCE_REFERENCE and (name in _SINCE_350) == later:
+        if name != reference and (name in _SINCE_350) == later:
             scores[name] = {n: _mrr(x["ranks"]) for n, x in v["sets"].items() if n in next(iter(scores.values()))}
     return scores
 

@@ -36,18 +36,13 @@ def test_query_vectors_are_cached(real_embedder):
     assert np.allclose(first, real_embedder.encode(["a repeated question about billing"])[0], atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def export_dir(export_cache):
-    return export_cache
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend,closeness", [("openvino", 0.9999), ("onnx-int8", 0.97), ("openvino-int8", 0.95)])
-def test_exported_backends_agree_with_torch(real_embedder, export_dir, backend, closeness):
+def test_exported_backends_agree_with_torch(real_embedder, export_cache, backend, closeness):
     texts = ["How do I reset my password?", "Steps to change a forgotten password", "Quarterly revenue grew",
              "The billing service moved to PostgreSQL because replication lagged behind."] * 5
-    leftovers = set(export_dir.rglob(".tmp-*"))  # the shared cache may hold an interrupted run's
-    embedder = Embedder(backend=backend, cache_dir=export_dir)
+    leftovers = set(export_cache.rglob(".tmp-*"))  # the shared cache may hold an interrupted run's
+    embedder = Embedder(backend=backend, cache_dir=export_cache)
     vectors = embedder.encode(texts)
     reference = real_embedder.encode(texts)
     assert vectors.shape == reference.shape and vectors.dtype == np.float32
@@ -55,11 +50,11 @@ def test_exported_backends_agree_with_torch(real_embedder, export_dir, backend, 
     assert (vectors * reference).sum(axis=1).min() >= closeness
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
     assert embedder.describe()["backend"] == backend and embedder.max_tokens == real_embedder.max_tokens
-    assert set(export_dir.rglob(".tmp-*")) <= leftovers  # exports land whole, by rename
+    assert set(export_cache.rglob(".tmp-*")) <= leftovers  # exports land whole, by rename
 
 
-def test_queries_follow_the_backend_the_index_was_built_with(export_dir):
-    embedder = Embedder(backend="openvino-int8", cache_dir=export_dir)
+def test_queries_follow_the_backend_the_index_was_built_with(export_cache):
+    embedder = Embedder(backend="openvino-int8", cache_dir=export_cache)
     embedder.match_index({"name": "all-MiniLM-L6-v2", "backend": "onnx"})
     assert embedder.backend == "onnx"
     embedder.match_index({"name": "all-MiniLM-L6-v2"})  # built before backends were recorded: unchanged
