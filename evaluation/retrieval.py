@@ -145,6 +145,12 @@ def _score_variants(settings, embedder, index: str, queries, judge, variants: Va
     return results
 
 
+def _retrieval_only(settings, index_dir: Path):
+    """The settings of a throwaway index that only answers searches: no sentence vectors past the
+    first pass, which only /ask reads (search is the same, the build about 40% faster)."""
+    return settings.model_copy(update={"index_dir": index_dir, "sentence_vectors": "first-pass"})
+
+
 def evaluate_passages(set_dir: Path, settings, embedder, variants: Variants) -> dict[str, dict]:
     """Index a BEIR passage set as given (one chunk per passage) and score the ranking."""
     from ingest.pipeline import index_passages
@@ -153,7 +159,7 @@ def evaluate_passages(set_dir: Path, settings, embedder, variants: Variants) -> 
     qrels = read_qrels(set_dir / "qrels.tsv")
     queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in qrels]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = settings.model_copy(update={"index_dir": Path(tmp)})
+        settings = _retrieval_only(settings, Path(tmp))
         passage_ids = index_passages(corpus, settings, "eval", embedder)
 
         def judge(qid: str, hits: list) -> QueryOutcome:
@@ -173,7 +179,7 @@ def evaluate_end_to_end(set_dir: Path, settings, embedder, variants: Variants, d
     queries = [q for q in read_jsonl(set_dir / "queries.jsonl") if q["_id"] in gold]
     judges = {qid: GoldAnswer(g["answer"]) for qid, g in gold.items()}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = settings.model_copy(update={"index_dir": Path(tmp)})
+        settings = _retrieval_only(settings, Path(tmp))
         ingest([docs or set_dir / "docs"], settings, index="eval", embedder=embedder, progress=False)
 
         def judge(qid: str, hits: list) -> QueryOutcome:

@@ -60,7 +60,8 @@ class IngestWorker:
                     path.write_bytes(data)
                     file = replace(file, path=path)
                 local.append((file, source))
-            parsed, failures = embed_batch(local, list(self.pool.parse(local)), self.embedder)
+            parsed, failures = embed_batch(local, list(self.pool.parse(local)), self.embedder,
+                                           self.settings.sentence_vectors == "all")
             return parsed, failures
         finally:
             shutil.rmtree(folder, ignore_errors=True)

@@ -106,7 +106,7 @@ class Plan:
         return self.base is not None and not self.jobs and not self.removed
 
 
-def embed_batch(jobs, results, embedder: Embedder) -> tuple[list[ParsedFile], list[FileOutcome]]:
+def embed_batch(jobs, results, embedder: Embedder, all_sentences: bool = True) -> tuple[list[ParsedFile], list[FileOutcome]]:
     """Embed the passages of a parsed batch (`results` of ParsePool.parse for `jobs`); a file that
     failed to parse, or had nothing to index, is reported and left out alone."""
     parsed: list[ParsedFile] = []
@@ -118,7 +118,7 @@ def embed_batch(jobs, results, embedder: Embedder) -> tuple[list[ParsedFile], li
             failures.append(FileOutcome(file.rel, "failed", error=result))
         else:
             parsed.append(result)
-    vectors, windows, sentences = encode_chunks([c for p in parsed for c in p.chunks], embedder)
+    vectors, windows, sentences = encode_chunks([c for p in parsed for c in p.chunks], embedder, all_sentences)
     start = 0
     for p in parsed:
         rows = slice(start, start + len(p.chunks))
@@ -127,13 +127,16 @@ def embed_batch(jobs, results, embedder: Embedder) -> tuple[list[ParsedFile], li
     return parsed, failures
 
 
-def encode_chunks(chunks: Sequence[Chunk], embedder: Embedder) -> tuple[np.ndarray, Windows, SentenceVectors]:
+def encode_chunks(chunks: Sequence[Chunk], embedder: Embedder,
+                  all_sentences: bool = True) -> tuple[np.ndarray, Windows, SentenceVectors]:
     """One forward pass per chunk: its vector, its windows, and the vectors of the sentences an answer
     scores in its text (the extractor's own spans, `embedded_spans`), pooled from the tokens of its
     indexed text (heading context line, newline, text) and stored by their offsets in the text.
 
     The model sees a passage's first `max_tokens` tokens only: the sentences after those are pooled
-    from one more pass over the rest of the passage under the same context line, so /ask embeds none."""
+    from one more pass over the rest of the passage under the same context line, so /ask embeds none;
+    without `all_sentences` (KM_SENTENCE_VECTORS=first-pass) they are left to /ask. Passage and window
+    vectors come from the first pass alone, so search is the same either way."""
     texts = [c.indexed_text() for c in chunks]
     shifts = [len(t) - len(c.text) for t, c in zip(texts, chunks)]
     wanted = [embedded_spans(c.text) for c in chunks]
@@ -142,7 +145,7 @@ def encode_chunks(chunks: Sequence[Chunk], embedder: Embedder) -> tuple[np.ndarr
     found: list[dict[tuple[int, int], np.ndarray]] = [
         {(int(a) - shift, int(b) - shift): v for (a, b), v in zip(spans, pooled)}
         for (spans, pooled), shift in zip(per_chunk, shifts)]
-    while True:
+    while all_sentences:
         rest = [(row, [span for span in wanted[row] if span not in found[row]]) for row in range(len(chunks))]
         rest = [(row, spans) for row, spans in rest if spans]
         if not rest:
@@ -415,7 +418,7 @@ def _local_batches(batches: Sequence[Sequence[tuple[SourceFile, SourceInfo]]], s
             results = list(pending)
             if i + 1 < len(batches):
                 pending = pool.parse(batches[i + 1])
-            yield batch, *embed_batch(batch, results, embedder)
+            yield batch, *embed_batch(batch, results, embedder, settings.sentence_vectors == "all")
 
 
 def _process_jobs(jobs: Sequence[Job], writer: SnapshotWriter, settings: Settings, embedder: Embedder,
@@ -506,7 +509,8 @@ def index_passages(passages: Sequence[dict], settings: Settings, index: str, emb
     ]
     with index_lock(index_path):
         writer = SnapshotWriter(index_path, new_manifest(index, settings, embedder, []), shard_rows=settings.shard_rows)
-        encoded = [encode_chunks(chunks[i : i + 256], embedder) for i in range(0, len(chunks), 256)]
+        encoded = [encode_chunks(chunks[i : i + 256], embedder, settings.sentence_vectors == "all")
+                   for i in range(0, len(chunks), 256)]
         vectors = np.concatenate([v for v, _, _ in encoded]) if encoded else np.zeros((0, 0), np.float32)
         windows = Windows.join([w for _, w, _ in encoded], vectors.shape[1])
         sentences = SentenceVectors.join([s for _, _, s in encoded], vectors.shape[1])

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
         120, ge=0, description="Largest passage that packing joins sections into, in words (0: chunk_words); "
         "larger joins lost on the staff handbook (docs/quality.md).",
     )
+    sentence_vectors: Literal["all", "first-pass"] = Field(
+        "all",
+        description="Which sentences get a vector stored at ingest for /ask: all (one more forward pass over each "
+        "passage's text past the model's token limit) or first-pass (only those inside the passage's own pass: "
+        "ingest about 40% faster, /ask embeds the rest per question, over 10x slower; search is the same either "
+        "way, so `km eval` of retrieval uses it; docs/performance.md).",
+    )
     fusion: Literal["convex", "rrf"] = Field("convex", description="How dense and lexical ranks are fused.")
     dense_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the dense score in convex fusion.")
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")

@@ -38,11 +38,11 @@ def test_pairs_are_headings_and_sentences_never_their_own_passage():
 def test_km_tune_writes_a_model_that_ingests_and_answers(workspace, ingest_report, tmp_path):
     root, docs, env = workspace
     out = tmp_path / "tuned"
-    run = subprocess.run([*KM, "tune", str(out), "--index", "example", "--max-pairs", "48", "--batch-size", "16",
+    run = subprocess.run([*KM, "tune", str(out), "--index", "example", "--max-pairs", "24", "--batch-size", "8",
                           "--json"], capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     info = json.loads(run.stdout)
-    assert info["steps"] == 3 and info["pairs"] == 48 and (out / "km_tune.json").exists()
+    assert info["steps"] == 3 and info["pairs"] == 24 and (out / "km_tune.json").exists()
 
     from km_search.embedding.embedder import Embedder
 
@@ -52,7 +52,8 @@ def test_km_tune_writes_a_model_that_ingests_and_answers(workspace, ingest_repor
     assert float(tuned @ base) > 0.9  # ...a little: a short run adapts, it does not wreck the model
 
     # torch: the tuned model works as any local model; an int8 export of it would only add minutes
-    tuned_env = {**env, "KM_MODEL": str(out), "KM_EMBED_BACKEND": "torch", "KM_INDEX_DIR": str(tmp_path / "indexes")}
+    tuned_env = {**env, "KM_MODEL": str(out), "KM_EMBED_BACKEND": "torch", "KM_INDEX_DIR": str(tmp_path / "indexes"),
+                 "KM_SENTENCE_VECTORS": "first-pass"}  # searched, never asked
     ingest = subprocess.run([*KM, "ingest", str(EXAMPLES), "--index", "tuned", "--json"], capture_output=True,
                             text=True, env=tuned_env, timeout=600)
     assert ingest.returncode == 0, ingest.stderr[-2000:]

@@ -47,6 +47,24 @@ def test_spans_are_offsets_into_the_chunk_text_and_cut_off_sentences_come_from_a
     assert [tuple(s) for s in sentences.of_row(1)[0].tolist()] == [(0, 10)]
 
 
+def test_first_pass_only_leaves_the_cut_off_sentences_to_ask_and_changes_nothing_search_reads():
+    """KM_SENTENCE_VECTORS=first-pass: one forward pass per passage; its passage and window vectors
+    are those of a full ingest, its sentence vectors the ones inside that pass."""
+    from ingest.pipeline import encode_chunks
+
+    text = " ".join(f"Step {i} installs one more package." for i in range(12)) + " Yes. Done."
+    chunks = [_chunk(text), _chunk("Short one.")]
+    full_embedder, first_embedder = CuttingEmbedder(limit=150), CuttingEmbedder(limit=150)
+    full, first = encode_chunks(chunks, full_embedder), encode_chunks(chunks, first_embedder, all_sentences=False)
+    assert len(first_embedder.texts) == 1 < len(full_embedder.texts)
+    np.testing.assert_array_equal(first[0], full[0])
+    for name in ("offsets", "codes", "scales"):
+        np.testing.assert_array_equal(getattr(first[1], name), getattr(full[1], name))
+    kept, every = ([tuple(x) for x in s.of_row(0)[0].tolist()] for s in (first[2], full[2]))
+    assert kept and set(kept) < set(every) and all(b <= 150 - len("Handbook > Guide > Install\n") for _, b in kept)
+    assert [tuple(x) for x in first[2].of_row(1)[0].tolist()] == [(0, 10)]
+
+
 def test_a_span_the_model_never_gives_a_vector_is_left_for_query_time():
     from ingest.pipeline import encode_chunks
 
@@ -89,3 +107,33 @@ def test_real_token_offsets_line_up_with_the_extractors_sentences(backend, expor
     assert spelled == text[a:b]  # the tokens spell the sentence, no more, no less
     alone = embedder.encode([text[a:b] for a, b in spans[:3]])
     assert (np.sum(stored[:3] * alone, axis=1) > 0.5).all()  # the same sentence, read in its passage
+
+
+@pytest.mark.slow
+def test_a_first_pass_index_searches_as_the_full_one_and_still_answers(workspace, ingest_report, tmp_path):
+    """The real pipeline on the example corpus: `km eval` builds its throwaway indexes this way, so its
+    retrieval numbers must be those of a default index, hit for hit."""
+    import json
+    import subprocess
+
+    from helpers import EXAMPLES, KM
+    from km_search.service import SearchService
+    from km_search.settings import Settings
+
+    root, docs, env = workspace
+    run = subprocess.run([*KM, "ingest", str(docs), "--index", "first-pass", "--json"], capture_output=True, text=True,
+                         env={**env, "KM_SENTENCE_VECTORS": "first-pass"}, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout)["chunks"] == ingest_report["chunks"]
+    settings = Settings(index_dir=root / "indexes", query_log=False)
+    full, first = SearchService(settings, "example").load(), SearchService(settings, "first-pass").load()
+    questions = [json.loads(line)["text"] for line in (EXAMPLES.parent / "eval" / "queries.jsonl").read_text().splitlines() if line]
+    for question in questions:
+        assert [(h.chunk_id, round(h.score, 5)) for h in first.search(question, k=10).hits] == \
+               [(h.chunk_id, round(h.score, 5)) for h in full.search(question, k=10).hits], question
+    ids = list(range(ingest_report["chunks"]))
+    stored = [sum(len(s[0]) for s in service.retriever.snapshot.sentence_vectors(ids) if s is not None)
+              for service in (first, full)]
+    assert 0 < stored[0] < stored[1]  # the long passages' tails are left to /ask...
+    answer = first.ask("How do I roll back a billing deploy?").answer
+    assert answer.answered and "billing" in answer.citations[0].source  # ...which embeds them when asked
