@@ -109,17 +109,17 @@ def test_a_worker_killed_mid_ingest_loses_no_file(cluster, corpus, tmp_path):
     run.start()
     deadline, killed = time.time() + 120, None
     while killed is None and run.is_alive() and time.time() < deadline:
-        pids = _processes("ray::IngestWorker")
+        # Ray titles an actor's process after the method it is running: a batch is in flight there
+        pids = _processes("ray::IngestWorker.process")
         if pids:
-            time.sleep(3)  # models loaded, batches in flight
             try:
                 os.kill(pids[-1], signal.SIGKILL)
                 killed = pids[-1]
-            except ProcessLookupError:  # an actor of an earlier run, gone meanwhile: look again
+            except ProcessLookupError:  # finished meanwhile: look again
                 continue
-        time.sleep(0.1)
+        time.sleep(0.02)
     run.join(300)
-    assert killed is not None, "no Ray ingest worker was seen"
+    assert killed is not None, "no Ray ingest worker was seen with a batch in flight"
     report = result["report"]
     expected = sum(1 for p in corpus.rglob("*") if p.is_file() and p.suffix in {".md", ".html", ".pdf", ".docx", ".txt"})
     assert not report.failed and report.documents >= expected - 1 > 30, report.failed
