@@ -108,18 +108,21 @@ def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30,
     """The passages of a document. A document of at most `pack_document_words` words (a decision
     record, a runbook) has its short sibling sections joined in runs of at most `pack_words` words
     (0: `max_words`): each joined part keeps its heading as a line of text and its own deep link
-    (`Chunk.parts`); the passage as a whole is filed under the part with the most words."""
+    (`Chunk.parts`); the passage as a whole is filed under the part with the most words. Parts and
+    their headings begin on a new line, so no sentence of an answer runs across two sections."""
     chunks: list[Chunk] = []
     pack = 0 < sum(_words(s.text) for s in doc.sections) <= pack_document_words
     runs = pack_sections(doc.sections, pack_words or max_words) if pack else [(s,) for s in doc.sections]
     for run in runs:
         units: list[str] = []
         owner: list[int] = []  # the run's section each unit comes from
+        line_before: list[bool] = []  # the unit opens a joined part or follows its heading: joined by a newline
         for j, section in enumerate(run):
-            text = f"{section.heading_path[-1]}\n{section.text}" if j and section.heading_path else section.text
-            pieces = _units(text, max_words)
-            units.extend(pieces)
-            owner.extend([j] * len(pieces))
+            heading = _units(section.heading_path[-1], max_words) if j and section.heading_path else []
+            pieces = _units(section.text, max_words)
+            units.extend(heading + pieces)
+            owner.extend([j] * (len(heading) + len(pieces)))
+            line_before.extend(bool(j) and (n == 0 or n == len(heading)) for n in range(len(heading) + len(pieces)))
         for window in _windows(units, max_words, overlap):
             members: list[int] = []
             offsets: list[int] = []
@@ -138,7 +141,8 @@ def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30,
                 Chunk(
                     doc_path=doc.path,
                     ordinal=len(chunks),
-                    text=" ".join(units[i] for i in window),
+                    text="".join((("\n" if line_before[i] else " ") if i != window[0] else "") + units[i]
+                                 for i in window),
                     source=deep_link(doc.path, main),
                     title=doc.title,
                     heading_path=main.heading_path,

@@ -24,7 +24,7 @@ import numpy as np
 
 from km_search.answers.terms import term_evidence, term_penalty
 from km_search.index.lexical import STOPWORDS
-from km_search.types import Answer, Citation, Hit
+from km_search.types import Answer, Citation, Hit, Part, part_at
 from km_search.text import WORD
 
 Encode = Callable[[Sequence[str]], np.ndarray]
@@ -178,18 +178,27 @@ def restates(question_trigrams: set[tuple[str, ...]], sentence: str) -> bool:
 #     any body sentence is left (NOT_BODY_PENALTY) and a quote never grows into one;
 #   - a "why" question prefers sentences under a heading that gives reasons (Context, Motivation,
 #     Why, Problem, Background, Rationale, Root cause), a "what did we learn" question those under Lessons,
-#     What we learned, Action items, Takeaways, Follow-ups (SECTION_BONUS). The heading is the last
-#     heading line inside the passage before the sentence (PDF pages keep theirs as lines), else the
-#     passage's own heading.
+#     What we learned, Action items, Takeaways, Follow-ups (SECTION_BONUS);
+#   - any other question, unless it asks what something is or means, is about what was decided or is
+#     done: within the document of the best sentence, those under Decision, Proposal, Solution,
+#     Mitigation, Resolution, Fix win over Context or Meaning, which restate the question's topic
+#     (OUTCOME_BONUS; another document's Decision gains nothing).
+#   The heading is the last heading line inside the passage before the sentence (PDF pages keep
+#   theirs as lines), else the heading of the joined part holding it, else the passage's own heading.
 
 NOT_BODY_PENALTY = 1.0
 SECTION_BONUS = 0.3  # a what-did-we-learn question names no content: its lessons score low on similarity
+OUTCOME_BONUS = 0.2  # other questions name their topic: the bonus only picks the part of the answering document
 _WHY_QUESTION = re.compile(r"^\W*(why|how come)\b|\b(reasons?|motivation|rationale|what made (us|them|you))\b")
 _LESSON_QUESTION = re.compile(
     r"\b(learn|learned|learnt|lessons?|takeaways?|action items?|follow[- ]?ups?|do differently)\b")
 _REASON_HEADING = re.compile(r"\b(context|motivation|why|problem|background|rationale|reasons?|root causes?)\b")
 _LESSON_HEADING = re.compile(
     r"\b(lessons?|learn|learned|learnt|action items?|takeaways?|follow[- ]?ups?|what went wrong|next steps)\b")
+_OUTCOME_HEADING = re.compile(
+    r"\b(decisions?|decided|outcome|proposal|solution|mitigation|remediation|resolution|fix|workaround)\b")
+_DEFINITION_QUESTION = re.compile(r"^\W*(what|who)('s| is| are| was| were)\b|\bmean(s|ing)?\b|\bstand for\b")
+_FOCUS_HEADINGS = {"reasons": _REASON_HEADING, "lessons": _LESSON_HEADING, "outcome": _OUTCOME_HEADING}
 _WHO_WHEN_QUESTION = re.compile(r"^\W*(who|whom|whose|when)\b")
 _DATE_OR_ID = re.compile(
     r"\b(1[89]|20)\d\d\b|\b[A-Z][A-Za-z]*-\d+\b|\b\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b"
@@ -197,20 +206,22 @@ _DATE_OR_ID = re.compile(
 
 
 def question_focus(question: str) -> str | None:
-    """'reasons' for a why-question, 'lessons' for a what-did-we-learn one, else None."""
+    """'reasons' for a why-question, 'lessons' for a what-did-we-learn one, None for a question of
+    what something is or means, else 'outcome': what was decided or is done, which a record states
+    under its Decision and a runbook under its Mitigation, not under their Context or Meaning."""
     q = question.lower()
     if _WHY_QUESTION.search(q):
         return "reasons"
     if _LESSON_QUESTION.search(q):
         return "lessons"
-    return None
+    return None if _DEFINITION_QUESTION.search(q) else "outcome"
 
 
 def heading_matches(heading: str, focus: str | None) -> bool:
     """Whether a heading names the part of a document that answers questions of this focus."""
     if not focus or not heading:
         return False
-    return bool((_REASON_HEADING if focus == "reasons" else _LESSON_HEADING).search(heading.lower()))
+    return bool(_FOCUS_HEADINGS[focus].search(heading.lower()))
 
 
 # Section names common in decision records, post-mortems and retrospectives. A passage keeps its
@@ -231,11 +242,17 @@ def glued_heading(sentence: str) -> str | None:
     return m.group(1) if m else None
 
 
-def headings_before(text: str, spans: Sequence[tuple[int, int]], fallback: str) -> list[str]:
-    """For each sentence span, the last section name glued to a sentence at or before it in the
-    passage (see _GLUED_HEADING), else `fallback`, the passage's own heading."""
-    out, current = [], fallback
+def headings_before(text: str, spans: Sequence[tuple[int, int]], fallback: str,
+                    parts: Sequence[Part] = ()) -> list[str]:
+    """For each sentence span, the heading it is under: the last section name glued to a sentence at
+    or before it in its part of the passage (see _GLUED_HEADING), else that part's heading (a passage
+    of joined sections, `Hit.parts`), else `fallback`, the passage's own heading."""
+    out, current, part = [], fallback, None
     for a, b in spans:
+        here = part_at(tuple(parts), a)
+        if here is not part:
+            part = here
+            current = here.heading_path[-1] if here.heading_path else fallback
         current = glued_heading(text[a:b]) or current
         out.append(current)
     return out
@@ -309,6 +326,7 @@ def score_sentences(
              - 0.3 if it restates the question
              - NOT_BODY_PENALTY if it is a title, heading, byline or metadata line
              + SECTION_BONUS if its heading answers the question's focus: reasons, lessons
+             + OUTCOME_BONUS if the focus is the outcome, under such a heading of the best sentence's document
             ) / (1 + 0.05 passage rank)
     A sentence under SHORT_FOR_MEANING words ("Yes.") is judged by its embedding together with the
     next one (`embedded_spans`). The weights were chosen on the dev set's questions (docs/answers.md).
@@ -346,7 +364,9 @@ def score_sentences(
     for i, hit in enumerate(hits):
         # A PDF page's heading is the last one that starts on the page: not what its first lines are under.
         mine = hit.heading_path[-1] if hit.heading_path and hit.page is None else ""
-        headings.extend(headings_before(hit.text, own[i], mine))
+        headings.extend(headings_before(hit.text, own[i], mine, hit.parts))
+    titles = [(hit.title, *hit.heading_path, *(p.heading_path[-1] for p in hit.parts if p.heading_path))
+              for hit in hits]
     rest, overlaps, bodies = [], [], []
     for n, (i, a, b) in enumerate(spans):
         overlap = coverage(texts[n], weights)
@@ -356,17 +376,26 @@ def score_sentences(
         value = 0.1 * overlap + 0.2 * relative + 0.05 * length + 0.2 * answers_yes_no
         if restates(question_trigrams, texts[n]):
             value -= 0.3
-        body = not (repeats_title(texts[n], (hits[i].title, *hits[i].heading_path))
+        body = not (repeats_title(texts[n], titles[i])
                     or (not names_and_dates_answer and is_metadata_line(texts[n])))
         if not body:
             value -= NOT_BODY_PENALTY
-        elif heading_matches(headings[n], focus):
+        elif focus != "outcome" and heading_matches(headings[n], focus):
             value += SECTION_BONUS
         rest.append(value)
         overlaps.append(overlap)
         bodies.append(body)
     rank = np.array([1.0 + 0.05 * i for i, _, _ in spans], dtype=np.float64)
     values = (0.6 * similarity + np.asarray(rest)) / rank
+    if focus == "outcome":
+        # within the document that answers, what it decided or does (Decision, Mitigation) over
+        # what it starts from (Context, Meaning): the topic's sentences are alike in meaning
+        best = spans[int(np.argmax(values))][0]
+        document = (hits[best].doc_id, hits[best].doc_path)
+        for n, (i, _, _) in enumerate(spans):
+            if bodies[n] and (hits[i].doc_id, hits[i].doc_path) == document and heading_matches(headings[n], focus):
+                rest[n] += OUTCOME_BONUS
+        values = (0.6 * similarity + np.asarray(rest)) / rank
     if refine and known:
         values = _refine(values, similarity, rest, rank, known, refine,
                          lambda ns: encode([_text(hits, judged[n]) for n in ns]) @ question_vector)

@@ -319,7 +319,7 @@ def test_question_focus():
     assert question_focus("What made us pick MySQL originally?") == "reasons"
     assert question_focus("what did we learn from the duplicate invoices incident") == "lessons"
     assert question_focus("what are the action items of the outage?") == "lessons"
-    assert question_focus("who approves laptop requests?") is None
+    assert question_focus("who approves laptop requests?") == "outcome"  # what is done, as a record decides it
 
 
 def test_headings_that_answer_a_focus():
@@ -462,3 +462,66 @@ def test_refining_embeds_the_best_few_alone_and_scores_them_by_that():
     # until it was embedded alone: replication wins on its own embedding
     assert seen[:2] == [text[a:b] for a, b in (spans[2], spans[3])] and len(seen) == 3
     assert refined[0].start == spans[3][0] and refined[0].semantic == pytest.approx(0.99, abs=1e-3)
+
+
+def _joined_record() -> Hit:
+    """A short decision record packed into one passage as ingest joins it: each part on its own lines."""
+    from km_search.types import Part
+
+    title = "8. Postgres on Puppetmaster"
+    parts = [("Date: 2017-07-04", "adr.md#8-postgres-on-puppetmaster", (title,)),
+             ("Status\nAccepted", "adr.md#status", (title, "Status")),
+             ("Context\nWe need to decide whether to run PostgreSQL on the Puppetmaster itself or use RDS. "
+              "Currently our Puppetmaster uses a local PostgreSQL instance as its database.", "adr.md#context",
+              (title, "Context")),
+             ("Decision\nThe Puppetmaster will continue to use a local instance of PostgreSQL.", "adr.md#decision",
+              (title, "Decision"))]
+    offsets, text = [], ""
+    for body, _, _ in parts:
+        offsets.append(len(text) + (1 if text else 0))
+        text = f"{text}\n{body}" if text else body
+    return Hit(chunk_id=1, text=text, source="adr.md#context", title=title, score=1.0,
+               heading_path=(title, "Context"), doc_id=1,
+               parts=tuple(Part(o, link, path) for o, (_, link, path) in zip(offsets, parts)))
+
+
+def test_a_joined_record_is_quoted_part_by_part_and_never_its_headings_or_date(fake_embedder):
+    record = _joined_record()
+    spans = split_sentences(record.text)
+    assert [record.text[a:b] for a, b in spans][:4] == ["Date: 2017-07-04", "Status", "Accepted", "Context"]
+    answer = extract_answer("puppetmaster database: RDS or local postgres", [record],
+                            fake_embedder.encode, {"puppetmaster": 2.0, "local": 1.0, "postgres": 2.0, "rds": 2.0},
+                            AnswerParams(0.0, max_sentences=1))
+    assert answer.text == "The Puppetmaster will continue to use a local instance of PostgreSQL."
+    assert answer.citations[0].source == "adr.md#decision"  # the part quoted, not the passage's own link
+
+
+def test_each_sentence_of_a_joined_passage_is_under_its_parts_heading():
+    record = _joined_record()
+    spans = split_sentences(record.text)
+    under = dict(zip((record.text[a:b] for a, b in spans), headings_before(record.text, spans, "Context", record.parts)))
+    assert under["Date: 2017-07-04"] == "8. Postgres on Puppetmaster"
+    assert under["Currently our Puppetmaster uses a local PostgreSQL instance as its database."] == "Context"
+    assert under["The Puppetmaster will continue to use a local instance of PostgreSQL."] == "Decision"
+    assert question_focus("puppetmaster database: RDS or local postgres") == "outcome"
+    assert heading_matches("Decision", "outcome") and not heading_matches("Context", "outcome")
+
+
+def test_a_runbook_question_is_answered_from_the_mitigation_of_its_own_runbook_only(fake_embedder):
+    def section(chunk_id, doc_id, heading, text, score):
+        return Hit(chunk_id=chunk_id, text=text, source=f"{doc_id}.md#{heading.lower()}", title=f"Runbook {doc_id}",
+                   score=score, heading_path=(f"Runbook {doc_id}", heading), doc_id=doc_id, doc_path=f"{doc_id}.md")
+
+    meaning = section(1, 1, "Meaning", "The persistent volume has errors while provisioning storage.", 1.0)
+    mitigation = section(2, 1, "Mitigation", "When provisioning errors persist, restore the volume from backup.", 0.9)
+    weights = {"persistent": 2.0, "volume": 1.0, "provisioning": 2.0, "errors": 1.0}
+    question = "persistent volume provisioning errors, what do we do"
+    assert question_focus(question) == "outcome"
+    answer = extract_answer(question, [meaning, mitigation], fake_embedder.encode, weights, AnswerParams(0.0))
+    assert answer.citations[0].source == "1.md#mitigation"
+    # another runbook's mitigation gains nothing: the bonus picks a part of the answering document
+    other = section(3, 2, "Mitigation", "Restart the exporter pod.", 0.9)
+    answer = extract_answer(question, [meaning, other], fake_embedder.encode, weights, AnswerParams(0.0))
+    assert answer.citations[0].source == "1.md#meaning"
+    # a question of what the alert means is answered by its meaning
+    assert question_focus("what does a persistent volume provisioning error mean") is None

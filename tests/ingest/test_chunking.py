@@ -80,19 +80,20 @@ def test_a_packed_passage_keeps_each_part_offset_and_link():
     )
     doc = Document("adr/12.md", "markdown", record, DocumentMeta(title="ADR-12"))
     [chunk] = chunk_document(doc, 100, 10, pack_document_words=1000)
-    assert chunk.text == ("Accepted. Context MySQL was slow for reports and locked tables during migrations. "
-                          "Decision Move to PostgreSQL.")
+    # each part and its heading on a line of their own: no sentence runs across two sections
+    assert chunk.text == ("Accepted.\nContext\nMySQL was slow for reports and locked tables during migrations.\n"
+                          "Decision\nMove to PostgreSQL.")
     # filed under the part with the most words, as before
     assert chunk.source == "adr/12.md#context" and chunk.heading_path == ("ADR-12", "Context")
     assert [(chunk.text[p.offset:p.offset + 8], p.source) for p in chunk.parts] == [
-        ("Accepted", "adr/12.md#status"), ("Context ", "adr/12.md#context"), ("Decision", "adr/12.md#decision")]
+        ("Accepted", "adr/12.md#status"), ("Context\n", "adr/12.md#context"), ("Decision", "adr/12.md#decision")]
     assert chunk.parts[2].heading_path == ("ADR-12", "Decision")
     # a run that its heading lines push past one window: a window holding one part alone is that
     # part's own, with no parts
     short = Document("adr/13.md", "markdown", (Section("Accepted.", ("ADR-13", "Status"), anchor="status"), Section("MySQL was slow for reports and locked "
                      "tables during every migration.", ("ADR-13", "Context"), anchor="context")))
     first, second = chunk_document(short, 12, 0, pack_document_words=1000)
-    assert first.text == "Accepted. Context" and [p.source for p in first.parts] == ["adr/13.md#status", "adr/13.md#context"]
+    assert first.text == "Accepted.\nContext" and [p.source for p in first.parts] == ["adr/13.md#status", "adr/13.md#context"]
     assert second.parts == () and second.source == "adr/13.md#context" and second.text.startswith("MySQL")
 
 
@@ -103,7 +104,7 @@ def test_only_short_documents_are_packed():
     assert len(chunk_document(doc, 100, 10, pack_document_words=0)) == 3
     # 15 words: within a limit of 20 it reads as one text, beyond a limit of 10 its sections stay apart
     assert [c.text for c in chunk_document(doc, 100, 10, pack_document_words=20)] == [
-        "Status part of the record. Context Context part of the record. Decision Decision part of the record."]
+        "Status part of the record.\nContext\nContext part of the record.\nDecision\nDecision part of the record."]
     assert len(chunk_document(doc, 100, 10, pack_document_words=10)) == 3
 
 
