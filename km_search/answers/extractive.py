@@ -176,13 +176,13 @@ def restates(question_trigrams: set[tuple[str, ...]], sentence: str) -> bool:
 #   - a sentence that only repeats the document's title or one of its headings, or a line of names,
 #     dates and ids (a byline, "Incident SEV-1 2023-017."), is not body text: it is not quoted while
 #     any body sentence is left (NOT_BODY_PENALTY) and a quote never grows into one;
-#   - a "why" question prefers sentences under a heading that gives reasons (Context, Motivation,
-#     Why, Problem, Background, Rationale, Root cause), a "what did we learn" question those under Lessons,
-#     What we learned, Action items, Takeaways, Follow-ups (SECTION_BONUS);
-#   - any other question, unless it asks what something is or means, is about what was decided or is
-#     done: within the document of the best sentence, those under Decision, Proposal, Solution,
-#     Mitigation, Resolution, Fix win over Context or Meaning, which restate the question's topic
-#     (OUTCOME_BONUS; another document's Decision gains nothing).
+#   - within the document of the best sentence (another document's sections gain nothing), a "why"
+#     question prefers sentences under a heading that gives reasons (Context, Motivation, Why, Problem,
+#     Background, Rationale, Root cause), a "what did we learn" question those under Lessons, What we
+#     learned, Action items, Takeaways, Follow-ups (SECTION_BONUS), and any other question, unless it
+#     asks what something is or means, is about what was decided or is done: those under Decision,
+#     Proposal, Solution, Mitigation, Resolution, Fix win over Context or Meaning, which restate the
+#     question's topic (OUTCOME_BONUS).
 #   The heading is the last heading line inside the passage before the sentence (PDF pages keep
 #   theirs as lines), else the heading of the joined part holding it, else the passage's own heading.
 
@@ -325,8 +325,8 @@ def score_sentences(
              + 0.05 min(words, 20) / 20 + 0.2 if it opens with yes/no and the question is a yes/no one
              - 0.3 if it restates the question
              - NOT_BODY_PENALTY if it is a title, heading, byline or metadata line
-             + SECTION_BONUS if its heading answers the question's focus: reasons, lessons
-             + OUTCOME_BONUS if the focus is the outcome, under such a heading of the best sentence's document
+             + SECTION_BONUS (reasons, lessons) or OUTCOME_BONUS (the outcome) if it is under a heading
+               that answers the question's focus, in the document of the best sentence without it
             ) / (1 + 0.05 passage rank)
     A sentence under SHORT_FOR_MEANING words ("Yes.") is judged by its embedding together with the
     next one (`embedded_spans`). The weights were chosen on the dev set's questions (docs/answers.md).
@@ -380,21 +380,20 @@ def score_sentences(
                     or (not names_and_dates_answer and is_metadata_line(texts[n])))
         if not body:
             value -= NOT_BODY_PENALTY
-        elif focus != "outcome" and heading_matches(headings[n], focus):
-            value += SECTION_BONUS
         rest.append(value)
         overlaps.append(overlap)
         bodies.append(body)
     rank = np.array([1.0 + 0.05 * i for i, _, _ in spans], dtype=np.float64)
     values = (0.6 * similarity + np.asarray(rest)) / rank
-    if focus == "outcome":
-        # within the document that answers, what it decided or does (Decision, Mitigation) over
-        # what it starts from (Context, Meaning): the topic's sentences are alike in meaning
+    if focus:
+        # the part of the answering document that the question asks for: its reasons, its lessons,
+        # or what it decided or does (Decision, Mitigation) rather than the Context or Meaning it
+        # starts from, all alike in meaning
         best = spans[int(np.argmax(values))][0]
         document = (hits[best].doc_id, hits[best].doc_path)
         for n, (i, _, _) in enumerate(spans):
             if bodies[n] and (hits[i].doc_id, hits[i].doc_path) == document and heading_matches(headings[n], focus):
-                rest[n] += OUTCOME_BONUS
+                rest[n] += OUTCOME_BONUS if focus == "outcome" else SECTION_BONUS
         values = (0.6 * similarity + np.asarray(rest)) / rank
     if refine and known:
         values = _refine(values, similarity, rest, rank, known, refine,
