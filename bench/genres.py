@@ -95,11 +95,11 @@ def labelled(set_dir: Path) -> tuple[list[dict], dict]:
 
 def windows(docs: Path) -> tuple[list[dict], list[str]]:
     """Plain 200/150 windows of every section of every file the product can parse."""
-    from ingest.parsers import parse_file, parser_for
+    from ingest.parsers import format_of, parse_file
 
     out, skipped = [], []
     for p in sorted(docs.rglob("*")):
-        if not p.is_file() or parser_for(p) is None or any(part.startswith(".") for part in p.relative_to(docs).parts):
+        if not p.is_file() or format_of(p) is None or any(part.startswith(".") for part in p.relative_to(docs).parts):
             continue
         rel = p.relative_to(docs).as_posix()
         try:

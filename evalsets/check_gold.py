@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest.parsers import parse_file, parser_for
+from ingest.parsers import format_of, parse_file
 
 
 def norm(s: str) -> str:
@@ -34,7 +34,7 @@ def check(set_dir: Path) -> list[str]:
         queries = {q["_id"]: q["text"] for q in map(json.loads, f)}
     parsed, headings, problems = {}, set(), []
     for p in sorted(docs.rglob("*")):
-        if p.is_file() and parser_for(p) is not None:
+        if p.is_file() and format_of(p) is not None:
             try:
                 d = parse_file(p, p.relative_to(docs).as_posix())
             except Exception as e:  # noqa: BLE001 - a file the product skips is reported, not fatal

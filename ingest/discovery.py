@@ -14,7 +14,7 @@ from km_search.types import Contributor
 
 from . import gitlog
 from .metadata import SIDECAR_NAMES, FolderDefaults
-from .parsers import parser_for
+from .parsers import format_of
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def scan(roots: Sequence[Path], prefixes: Sequence[str] | None = None) -> Discov
         for path in candidates:
             if path.name in SIDECAR_NAMES:
                 continue
-            if parser_for(path) is None:
+            if format_of(path) is None:
                 out.skipped += 1
                 continue
             rel = prefix + path.relative_to(base).as_posix()

@@ -26,7 +26,7 @@ from km_search.index.layout import MANIFEST, write_atomic
 from km_search.index.locks import current_snapshot_path, index_lock
 
 from .discovery import SourceFile, with_folder_metadata
-from .parsers import PARSERS, parser_for
+from .parsers import PARSERS, format_of
 from .pipeline import (
     EXCLUDED, UPLOADS, IngestReport, Job, Plan, new_manifest, apply_plan, excluded_paths, previous_documents,
     reusable_base, source_info,
@@ -39,7 +39,7 @@ def safe_filename(name: str) -> str:
     base = re.sub(r"[\x00-\x1f]", "", base)
     if not base or base in (".", "..") or base.startswith("."):
         raise UploadRejected(f"file name {name!r} is not usable: give the file a plain name like report.pdf")
-    if parser_for(Path(base)) is None:
+    if format_of(Path(base)) is None:
         raise UploadRejected(f"{base}: unsupported format; km-search indexes {', '.join(sorted(PARSERS))}",
                              status_code=415)
     return base[:200]

@@ -14,7 +14,7 @@ from km_search.errors import KmError
 from km_search.settings import Settings
 
 from .metadata import SIDECAR_NAMES
-from .parsers import parser_for
+from .parsers import format_of
 from .pipeline import IngestReport, ingest
 
 
@@ -23,7 +23,7 @@ def relevant(change: object, path: str) -> bool:
     p = Path(path)
     if any(part.startswith(".") for part in p.parts):
         return False
-    return p.name in SIDECAR_NAMES or parser_for(p) is not None or not p.suffix
+    return p.name in SIDECAR_NAMES or format_of(p) is not None or not p.suffix
 
 
 def watch(

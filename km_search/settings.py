@@ -65,11 +65,11 @@ class Settings(BaseSettings):
         "larger joins lost on the staff handbook (docs/quality.md).",
     )
     sentence_vectors: Literal["all", "first-pass"] = Field(
-        "all",
-        description="Which sentences get a vector stored at ingest for /ask: all (one more forward pass over each "
-        "passage's text past the model's token limit) or first-pass (only those inside the passage's own pass: "
-        "ingest about 40% faster, /ask embeds the rest per question, over 10x slower; search is the same either "
-        "way, so `km eval` of retrieval uses it; docs/performance.md).",
+        "first-pass",
+        description="Which sentences get a vector stored at ingest for /ask: first-pass (those inside the passage's "
+        "own forward pass; /ask embeds at most KM_ANSWER_CANDIDATES of the rest per question) or all (one more pass "
+        "over each passage's text past the model's token limit: ingest about 1.7x slower, /ask ~10 ms faster). "
+        "Search is the same either way (docs/performance.md).",
     )
     fusion: Literal["convex", "rrf"] = Field("convex", description="How dense and lexical ranks are fused.")
     dense_weight: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the dense score in convex fusion.")
@@ -160,10 +160,10 @@ class Settings(BaseSettings):
     answer_passages: int = Field(5, ge=1, le=20, description="Top passages an answer may quote, or the language model sees.")
     answer_sentences: int = Field(3, ge=1, le=10, description="Most sentences one extractive answer quotes.")
     answer_candidates: int = Field(
-        0, ge=0,
-        description="Embed only this many sentences per answer (the best by vocabulary and passage score, with "
-        "their neighbours) instead of every sentence of the quoted passages (0): /ask gets faster, answers a "
-        "little worse (docs/answers.md, 'Answer latency').",
+        4, ge=0,
+        description="Of the quoted passages' sentences without a vector stored at ingest, embed only about this many "
+        "per answer (the best half by vocabulary and passage score, with their neighbours; 0: all of them). "
+        "Sentences with a stored vector are always scored (docs/answers.md, 'Answer latency').",
     )
     answer_stored_sentences: bool = Field(
         True,

@@ -7,32 +7,42 @@ Adding a format = one module with EXTENSIONS and parse(), registered in PARSERS 
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Callable
 
 from km_search.types import Document
 
-from . import docx, html, markdown, pdf, text
-from . import epub, erb, mail, mdx, rtf
-from . import csv, odf, pptx, xlsx
-from . import asciidoc, rst
-
 Parser = Callable[[Path, str], Document]
 
-PARSERS: dict[str, Parser] = {}
-for _module in (pdf, docx, markdown, html, text, mdx, erb, rtf, epub, mail, pptx, xlsx, csv, odf, rst, asciidoc):
-    for _ext in _module.EXTENSIONS:
-        PARSERS[_ext] = _module.parse
+# Each suffix and the module of this package that reads it. A module, with the library it needs
+# (pypdf, python-docx, docutils ...), is imported when the first file of its kind is parsed, so
+# finding files and starting `km ingest` loads none of them; tests/ingest/test_parsers.py checks
+# this table against every module's EXTENSIONS.
+PARSERS: dict[str, str] = {
+    ".pdf": "pdf", ".docx": "docx", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html",
+    ".txt": "text", ".text": "text", ".mdx": "mdx", ".md.erb": "erb", ".html.md.erb": "erb", ".rtf": "rtf",
+    ".epub": "epub", ".eml": "mail", ".mbox": "mail", ".pptx": "pptx", ".xlsx": "xlsx", ".xlsm": "xlsx",
+    ".csv": "csv", ".tsv": "csv", ".odt": "odf", ".odp": "odf", ".ods": "odf", ".rst": "rst", ".rest": "rst",
+    ".adoc": "asciidoc", ".asciidoc": "asciidoc",
+}
+
+
+def format_of(path: Path) -> str | None:
+    """The parser module of the longest registered suffix: 'guide.html.md.erb' is an ERB template,
+    'a.erb' nothing; None for a file km-search does not read."""
+    suffixes = [s.lower() for s in path.suffixes]
+    for k in range(min(3, len(suffixes)), 0, -1):
+        name = PARSERS.get("".join(suffixes[-k:]))
+        if name is not None:
+            return name
+    return None
 
 
 def parser_for(path: Path) -> Parser | None:
-    """The parser of the longest registered suffix: 'guide.html.md.erb' is an ERB template, 'a.erb' nothing."""
-    suffixes = [s.lower() for s in path.suffixes]
-    for k in range(min(3, len(suffixes)), 0, -1):
-        parser = PARSERS.get("".join(suffixes[-k:]))
-        if parser is not None:
-            return parser
-    return None
+    """The parse function for this file, importing its module on first use; None if unsupported."""
+    name = format_of(path)
+    return importlib.import_module(f"{__name__}.{name}").parse if name else None
 
 
 def parse_file(path: Path, rel_path: str, max_pages: int | None = None) -> Document:
@@ -42,6 +52,6 @@ def parse_file(path: Path, rel_path: str, max_pages: int | None = None) -> Docum
         from km_search.errors import ParseError
 
         raise ParseError(f"unsupported file type '{path.suffix}'")
-    if parser is pdf.parse:
-        return pdf.parse(path, rel_path, max_pages=max_pages)
+    if format_of(path) == "pdf":
+        return parser(path, rel_path, max_pages=max_pages)
     return parser(path, rel_path)

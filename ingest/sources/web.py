@@ -44,7 +44,7 @@ from km_search.index.layout import write_atomic
 from km_search.settings import Settings
 
 from ..discovery import Discovery, SourceFile
-from ..parsers import parser_for
+from ..parsers import format_of
 from . import SourceContext
 
 AGENT = "km-search"  # the token robots.txt rules name
@@ -423,7 +423,7 @@ class WebSource:
                     return _Fetched(url, "failed", reason=f"HTTP {r.status_code} {r.reason_phrase}")
                 media = r.headers.get("content-type", "").split(";")[0].strip().lower()
                 suffix = DOCUMENT_TYPES.get(media)
-                if suffix is None or parser_for(Path("x" + suffix)) is None:
+                if suffix is None or format_of(Path("x" + suffix)) is None:
                     return _Fetched(url, "not_document", reason=media or "no Content-Type")
                 declared = r.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > limit:

@@ -345,17 +345,6 @@ def score_sentences(
         return [], question_vector if question_vector is not None else encode([question])[0]
     texts = [hits[i].text[a:b] for i, a, b in spans]
     top = hits[0].score if hits[0].score > 0 else 0.0
-    embedded = _candidates(spans, texts, hits, weights, top, candidates)
-    known = _stored_vectors(judged, embedded, stored)
-    fresh = [n for n in embedded if n not in known]
-    now = [*([question] if question_vector is None else []), *(_text(hits, judged[n]) for n in fresh)]
-    vectors = encode(now) if now else np.zeros((0, len(question_vector)), np.float32)
-    if question_vector is None:
-        question_vector, vectors = vectors[0], vectors[1:]
-    similarity = np.zeros(len(spans), dtype=np.float32)
-    similarity[fresh] = vectors[: len(fresh)] @ question_vector if fresh else 0.0
-    for n, vector in known.items():
-        similarity[n] = float(vector @ question_vector)
     yes_no = is_yes_no_question(question)
     question_trigrams = _trigrams(WORD.findall(question.lower()))
     focus = question_focus(question)
@@ -384,6 +373,22 @@ def score_sentences(
         overlaps.append(overlap)
         bodies.append(body)
     rank = np.array([1.0 + 0.05 * i for i, _, _ in spans], dtype=np.float64)
+    # sentences with a stored vector cost nothing: `candidates` limits those embedded now, picked by
+    # their score without the similarity (and the bonus their heading may earn)
+    known = _stored_vectors(judged, range(len(spans)), stored)
+    unstored = [n for n in range(len(spans)) if n not in known]
+    bonus = OUTCOME_BONUS if focus == "outcome" else SECTION_BONUS
+    under_focus = [bodies[n] and heading_matches(headings[n], focus) for n in range(len(spans))]
+    promise = [(rest[n] + bonus * under_focus[n]) / rank[n] for n in range(len(spans))]
+    fresh = _candidates(spans, promise, candidates, unstored)
+    now = [*([question] if question_vector is None else []), *(_text(hits, judged[n]) for n in fresh)]
+    vectors = encode(now) if now else np.zeros((0, len(question_vector)), np.float32)
+    if question_vector is None:
+        question_vector, vectors = vectors[0], vectors[1:]
+    similarity = np.zeros(len(spans), dtype=np.float32)
+    similarity[fresh] = vectors[: len(fresh)] @ question_vector if fresh else 0.0
+    for n, vector in known.items():
+        similarity[n] = float(vector @ question_vector)
     values = (0.6 * similarity + np.asarray(rest)) / rank
     if focus:
         # the part of the answering document that the question asks for: its reasons, its lessons,
@@ -392,8 +397,8 @@ def score_sentences(
         best = spans[int(np.argmax(values))][0]
         document = (hits[best].doc_id, hits[best].doc_path)
         for n, (i, _, _) in enumerate(spans):
-            if bodies[n] and (hits[i].doc_id, hits[i].doc_path) == document and heading_matches(headings[n], focus):
-                rest[n] += OUTCOME_BONUS if focus == "outcome" else SECTION_BONUS
+            if under_focus[n] and (hits[i].doc_id, hits[i].doc_path) == document:
+                rest[n] += bonus
         values = (0.6 * similarity + np.asarray(rest)) / rank
     if refine and known:
         values = _refine(values, similarity, rest, rank, known, refine,
@@ -454,20 +459,14 @@ def _stored_vectors(judged: Sequence[tuple[int, int, int]], wanted: Sequence[int
     return out
 
 
-def _candidates(spans, texts, hits, weights, top: float, limit: int | None) -> list[int]:
-    """The sentences worth embedding, in order: all of them, or the `limit` best by their score
-    without similarity (vocabulary, passage score, length) and each one's neighbours."""
-    if limit is None or len(spans) <= limit:
-        return list(range(len(spans)))
-
-    def cheap(n: int) -> float:
-        i = spans[n][0]
-        relative = max(0.0, hits[i].score / top) if top else 0.0
-        length = min(len(WORD.findall(texts[n])), 20) / 20
-        return (0.1 * coverage(texts[n], weights) + 0.2 * relative + 0.05 * length) / (1.0 + 0.05 * i)
-
-    best = sorted(range(len(spans)), key=cheap, reverse=True)[: max(1, limit // 2)]
-    chosen = {m for n in best for m in (n - 1, n, n + 1) if 0 <= m < len(spans) and spans[m][0] == spans[n][0]}
+def _candidates(spans, promise: Sequence[float], limit: int | None, among: Sequence[int]) -> list[int]:
+    """The sentences worth embedding among `among`, in order: all of them, or the `limit` // 2 most
+    promising and each one's neighbours in its passage."""
+    if limit is None or len(among) <= limit:
+        return list(among)
+    allowed = set(among)
+    best = sorted(among, key=lambda n: promise[n], reverse=True)[: max(1, limit // 2)]
+    chosen = {m for n in best for m in (n - 1, n, n + 1) if m in allowed and spans[m][0] == spans[n][0]}
     return sorted(chosen)
 
 

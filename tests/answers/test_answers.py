@@ -525,3 +525,28 @@ def test_a_runbook_question_is_answered_from_the_mitigation_of_its_own_runbook_o
     assert answer.citations[0].source == "1.md#meaning"
     # a question of what the alert means is answered by its meaning
     assert question_focus("what does a persistent volume provisioning error mean") is None
+
+
+def test_a_candidate_limit_caps_only_the_sentences_without_a_stored_vector(fake_embedder):
+    """A first-pass index stores the sentences inside each passage's own forward pass: those are all
+    scored for free, and of the rest only the most promising few are embedded at query time."""
+    text = ("Hotels in London are reimbursed up to 220 GBP per night. " +
+            " ".join(f"Clause {i} covers another travel rule." for i in range(10)) +
+            " The London hotel limit rises to 250 GBP in December.")
+    hits = [hit(text, 0)]
+    weights = {"hotels": 2.0, "london": 2.0, "reimbursed": 1.0, "night": 1.0}
+    spans = split_sentences(text)
+    stored = _stored(fake_embedder, hits, leave_out={text[a:b] for a, b in spans[3:]})  # a pass that saw 3
+    seen: list[str] = []
+
+    def encode(texts):
+        seen.extend(texts)
+        return fake_embedder.encode(texts)
+
+    answer = extract_answer("How much are hotels in London reimbursed per night?", hits, encode, weights,
+                            AnswerParams(0.0, candidates=2), sentence_vectors=stored,
+                            question_vector=fake_embedder.encode(["How much are hotels in London reimbursed per night?"])[0])
+    unstored = {text[a:b] for a, b in spans[3:]}
+    assert 0 < len(set(seen) & unstored) <= 3  # the best by vocabulary and its neighbours, not all nine
+    assert "The London hotel limit rises to 250 GBP in December." in seen  # the tail sentence naming London
+    assert answer.text.startswith("Hotels in London are reimbursed")  # stored sentences still compete

@@ -32,7 +32,27 @@ def parse(path: Path):
 
 
 def test_registry_covers_all_formats():
+    import importlib
+    import pkgutil
+
+    import ingest.parsers
+
     assert {".pdf", ".docx", ".md", ".markdown", ".html", ".htm", ".txt", ".text"} <= set(PARSERS)
+    modules = [m.name for m in pkgutil.iter_modules(ingest.parsers.__path__) if not m.name.startswith("_")]
+    declared = {ext: name for name in modules for ext in importlib.import_module(f"ingest.parsers.{name}").EXTENSIONS}
+    assert declared == PARSERS  # every module's EXTENSIONS registered, nothing else
+
+
+def test_finding_files_loads_no_format_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, ingest.discovery, ingest.parsers as p; from pathlib import Path; "
+            "assert p.format_of(Path('a/b.PDF')) == 'pdf' and p.format_of(Path('x.html.md.erb')) == 'erb'; "
+            "assert p.format_of(Path('a.erb')) is None; "
+            "print(sorted(m for m in ('pypdf', 'docx', 'pptx', 'openpyxl', 'docutils', 'lxml') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_slugify_is_github_style_and_dedupes():

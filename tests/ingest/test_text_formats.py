@@ -30,12 +30,13 @@ def same_sections(a, b) -> None:
 
 def test_registry_and_longest_suffix_lookup():
     assert {".markdown", ".mdx", ".md.erb", ".html.md.erb", ".rtf", ".epub", ".eml", ".mbox"} <= set(PARSERS)
-    erb = PARSERS[".md.erb"]
-    assert parser_for(Path("source/guides/install.html.md.erb")) is erb
-    assert parser_for(Path("NOTES.MD.ERB")) is erb
+    from ingest.parsers import erb, markdown
+
+    assert parser_for(Path("source/guides/install.html.md.erb")) is erb.parse
+    assert parser_for(Path("NOTES.MD.ERB")) is erb.parse
     assert parser_for(Path("layout.erb")) is None  # a bare ERB template may produce anything
     assert parser_for(Path("index.html.erb")) is None
-    assert parser_for(Path("v1.2 release notes.md")) is PARSERS[".md"]
+    assert parser_for(Path("v1.2 release notes.md")) is markdown.parse
     assert parser_for(Path("archive.tar.gz")) is None
 
 
