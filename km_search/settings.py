@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     answer_candidates: int = Field(
         4, ge=0,
         description="Of the quoted passages' sentences without a vector stored at ingest, embed only about this many "
-        "per answer (the best half by vocabulary and passage score, with their neighbours; 0: all of them). "
+        "per answer (the best half by their score without the similarity, with their neighbours; 0: all of them). "
         "Sentences with a stored vector are always scored (docs/answers.md, 'Answer latency').",
     )
     answer_stored_sentences: bool = Field(

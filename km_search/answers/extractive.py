@@ -334,9 +334,10 @@ def score_sentences(
     The similarity is the question's cosine with each sentence's vector: the one stored at ingest
     (`stored`, per hit, matched by its span) when there is one, else embedded now (about 2.5 ms a
     sentence on 2 cores). With `refine`, stored vectors only pick the few sentences embedded alone
-    now, which are then scored by that (`_refine`). With `candidates` only that many sentences are
-    embedded: those whose score without the similarity term is highest, and their neighbours in the
-    passage (a quote grows into them); the others keep similarity 0 and so never win (docs/answers.md).
+    now, which are then scored by that (`_refine`). With `candidates`, of the sentences without a
+    stored vector only about that many are embedded: half of them those whose score without the
+    similarity term (focus bonus included) is highest, the others their neighbours in the passage
+    (a quote grows into them); the rest keep similarity 0 and so never win (docs/answers.md).
     """
     own = [split_sentences(hit.text) for hit in hits]
     spans = [(i, a, b) for i, mine in enumerate(own) for a, b in mine]
@@ -375,7 +376,7 @@ def score_sentences(
     rank = np.array([1.0 + 0.05 * i for i, _, _ in spans], dtype=np.float64)
     # sentences with a stored vector cost nothing: `candidates` limits those embedded now, picked by
     # their score without the similarity (and the bonus their heading may earn)
-    known = _stored_vectors(judged, range(len(spans)), stored)
+    known = _stored_vectors(judged, stored)
     unstored = [n for n in range(len(spans)) if n not in known]
     bonus = OUTCOME_BONUS if focus == "outcome" else SECTION_BONUS
     under_focus = [bodies[n] and heading_matches(headings[n], focus) for n in range(len(spans))]
@@ -439,15 +440,14 @@ def _text(hits: Sequence[Hit], span: tuple[int, int, int]) -> str:
     return hits[i].text[a:b]
 
 
-def _stored_vectors(judged: Sequence[tuple[int, int, int]], wanted: Sequence[int],
+def _stored_vectors(judged: Sequence[tuple[int, int, int]],
                     stored: Sequence[Stored | None] | None) -> dict[int, np.ndarray]:
-    """sentence number -> its stored vector, for the wanted sentences whose judged span was stored."""
+    """sentence number -> its stored vector, for the sentences whose judged span was stored."""
     if not stored:
         return {}
     by_hit: dict[int, dict[tuple[int, int], int]] = {}
     out = {}
-    for n in wanted:
-        i, a, b = judged[n]
+    for n, (i, a, b) in enumerate(judged):
         if i >= len(stored) or stored[i] is None:
             continue
         rows = by_hit.get(i)
