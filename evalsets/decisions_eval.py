@@ -177,8 +177,7 @@ def prepare(set_dir: Path, work: Path, labels: dict, history: bool = True) -> tu
 
 
 def _env(work: Path) -> dict:
-    # /decisions and /experts read no sentence vectors: the ones past each passage's first pass are left out
-    return {**os.environ, "KM_INDEX_DIR": str(work / "index"), "HF_HUB_OFFLINE": "1", "KM_SENTENCE_VECTORS": "first-pass"}
+    return {**os.environ, "KM_INDEX_DIR": str(work / "index"), "HF_HUB_OFFLINE": "1"}
 
 
 def ingest(docs: Path, work: Path) -> dict:

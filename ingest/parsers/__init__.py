@@ -2,7 +2,7 @@
 
 A parser raises km_search.errors.ParseError with a human-readable reason for a file it cannot read;
 the pipeline records that reason in the ingest report and carries on with the other files.
-Adding a format = one module with EXTENSIONS and parse(), registered in PARSERS below.
+Adding a format = one module with parse(), its suffixes registered in PARSERS below.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ Parser = Callable[[Path, str], Document]
 
 # Each suffix and the module of this package that reads it. A module, with the library it needs
 # (pypdf, python-docx, docutils ...), is imported when the first file of its kind is parsed, so
-# finding files and starting `km ingest` loads none of them; tests/ingest/test_parsers.py checks
-# this table against every module's EXTENSIONS.
+# finding files and starting `km ingest` loads none of them. Not .asc for AsciiDoc: that is mostly
+# PGP signatures.
 PARSERS: dict[str, str] = {
     ".pdf": "pdf", ".docx": "docx", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html",
     ".txt": "text", ".text": "text", ".mdx": "mdx", ".md.erb": "erb", ".html.md.erb": "erb", ".rtf": "rtf",
@@ -47,11 +47,10 @@ def parser_for(path: Path) -> Parser | None:
 
 def parse_file(path: Path, rel_path: str, max_pages: int | None = None) -> Document:
     """The file's Document; a PDF with more than `max_pages` pages is refused before it is read."""
-    parser = parser_for(path)
-    if parser is None:
+    name = format_of(path)
+    if name is None:
         from km_search.errors import ParseError
 
         raise ParseError(f"unsupported file type '{path.suffix}'")
-    if format_of(path) == "pdf":
-        return parser(path, rel_path, max_pages=max_pages)
-    return parser(path, rel_path)
+    parse = importlib.import_module(f"{__name__}.{name}").parse
+    return parse(path, rel_path, max_pages=max_pages) if name == "pdf" else parse(path, rel_path)

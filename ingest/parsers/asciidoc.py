@@ -38,7 +38,6 @@ from ._common import (
 )
 from .markdown import meta_from_front_matter, split_front_matter
 
-EXTENSIONS: tuple[str, ...] = (".adoc", ".asciidoc")  # not .asc: that is mostly PGP signatures
 
 _TITLE = re.compile(r"^(={1,6}|#{1,6})[ \t]+(\S.*)$")  # trailing marks ('== Title ==') cut by title_of
 _ATTR_ENTRY = re.compile(r"^:(!?[\w][\w-]*!?):(?:[ \t]+(.*))?$")

@@ -18,7 +18,6 @@ from km_search.types import Document, DocumentMeta
 from ._common import EMPTY_FILE, decode_text, read_bytes
 from ._office import row_sections
 
-EXTENSIONS: tuple[str, ...] = (".csv", ".tsv")
 
 _SAMPLE_CHARS = 64 * 1024  # enough records to sniff, quickly
 _DELIMITERS = ",;\t|"

@@ -33,7 +33,6 @@ from ._common import (
     read_bytes,
 )
 
-EXTENSIONS: tuple[str, ...] = (".docx",)
 
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 MAX_UNPACKED_MB = 256  # a 100 MB document of text and images unpacks to well under this

@@ -33,7 +33,6 @@ from ._common import (
 )
 from .html import declared_charset, walk_sections
 
-EXTENSIONS: tuple[str, ...] = (".epub",)
 
 MAX_UNPACKED_MB = 256  # as for DOCX: a book of text and images unpacks to well under this
 _CONTAINER = "META-INF/container.xml"

@@ -16,7 +16,6 @@ from km_search.types import Document
 from ._common import decode_text, read_bytes
 from .markdown import parse_source
 
-EXTENSIONS: tuple[str, ...] = (".md.erb", ".html.md.erb")
 
 _TAG = re.compile(r"<%(?!%)(=|-|#)?.*?-?%>", re.DOTALL)
 _CODE_ONLY_LINE = re.compile(r"^[ \t]*(?:<%(?![%=])(?:(?!%>)[^\n])*%>[ \t]*)+\n", re.MULTILINE)

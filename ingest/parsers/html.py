@@ -32,7 +32,6 @@ from ._common import (
     split_tags,
 )
 
-EXTENSIONS: tuple[str, ...] = (".html", ".htm")
 
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _SKIP_TAGS = frozenset(

@@ -41,7 +41,6 @@ from ._common import (
 from .html import walk_sections
 from .text import join_paragraph
 
-EXTENSIONS: tuple[str, ...] = (".eml", ".mbox")
 
 MAX_ATTACHMENT_DEPTH = 3  # messages attached to messages attached to …: stop reading attachments there
 _HEADERS = ("from", "date", "subject", "message-id")

@@ -27,7 +27,6 @@ from ._common import (
     split_tags,
 )
 
-EXTENSIONS: tuple[str, ...] = (".md", ".markdown")
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _TAG = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|<[^>]*>", re.DOTALL | re.IGNORECASE)

@@ -14,7 +14,6 @@ from km_search.types import Document
 from ._common import decode_text, read_bytes
 from .markdown import _FRONT_MATTER, parse_source
 
-EXTENSIONS: tuple[str, ...] = (".mdx",)
 
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _ESM = re.compile(r"^(?:import|export)\b")

@@ -39,7 +39,6 @@ from ._common import (
 )
 from ._office import check_unpacked_size, fragment_value, office_meta, row_sections
 
-EXTENSIONS: tuple[str, ...] = (".odt", ".odp", ".ods")
 
 MAX_UNPACKED_MB = 256  # content.xml is parsed whole: this bounds the memory a file can take
 MAX_REPEAT = 256  # a non-empty cell or row "repeated" more often than this is written this often

@@ -24,7 +24,6 @@ from km_search.types import Document, DocumentMeta, Section
 from ._common import collapse, iso_date, normalize_lines, read_bytes, require_text, split_names, split_tags
 from ._ocr import ocr_pages
 
-EXTENSIONS: tuple[str, ...] = (".pdf",)
 
 NO_TEXT = "no extractable text: no text layer, and OCR found no text"
 _MAX_TITLE = 200

@@ -23,7 +23,6 @@ from km_search.types import Document, Section
 from ._common import collapse, normalize_lines, read_bytes, require_text
 from ._office import check_unpacked_size, core_fields, office_meta
 
-EXTENSIONS: tuple[str, ...] = (".pptx",)
 
 MAX_UNPACKED_MB = 256  # as for Word: slides of text and images unpack to well under this
 _TITLES = (PP_PLACEHOLDER.TITLE, PP_PLACEHOLDER.CENTER_TITLE, PP_PLACEHOLDER.VERTICAL_TITLE)

@@ -34,7 +34,6 @@ from ._common import (
 )
 from .markdown import meta_from_front_matter, split_front_matter
 
-EXTENSIONS: tuple[str, ...] = (".rst", ".rest")
 
 _SETTINGS = {
     "report_level": 5,  # no warnings on stderr

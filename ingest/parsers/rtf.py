@@ -27,7 +27,6 @@ from ._common import (
 )
 from .text import title_of
 
-EXTENSIONS: tuple[str, ...] = (".rtf",)
 
 _CODEPAGE = re.compile(rb"\\ansicpg(\d+)")
 _INFO_FIELD = re.compile(r"\{\\(title|author|subject|keywords|doccomm|company|category)\b ?((?:[^{}\\]|\\.)*)\}")

@@ -27,7 +27,6 @@ from ._common import (
     split_tags,
 )
 
-EXTENSIONS: tuple[str, ...] = (".txt", ".text")
 
 _UNDERLINE = re.compile(r"^\s*([=\-~])\1{2,}\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)]|[a-z][.)])\s+\S")

@@ -24,7 +24,6 @@ from km_search.types import Document, Section
 from ._common import EMPTY_FILE, read_bytes
 from ._office import cell_text, check_unpacked_size, core_fields, fragment_value, office_meta, row_sections
 
-EXTENSIONS: tuple[str, ...] = (".xlsx", ".xlsm")
 
 MAX_UNPACKED_MB = 256  # sheets are streamed, so this bounds the time a workbook can take, not memory
 _CORE = {

@@ -247,9 +247,9 @@ def headings_before(text: str, spans: Sequence[tuple[int, int]], fallback: str,
     """For each sentence span, the heading it is under: the last section name glued to a sentence at
     or before it in its part of the passage (see _GLUED_HEADING), else that part's heading (a passage
     of joined sections, `Hit.parts`), else `fallback`, the passage's own heading."""
-    out, current, part = [], fallback, None
+    out, current, part, parts = [], fallback, None, tuple(parts)
     for a, b in spans:
-        here = part_at(tuple(parts), a)
+        here = part_at(parts, a)
         if here is not part:
             part = here
             current = here.heading_path[-1] if here.heading_path else fallback

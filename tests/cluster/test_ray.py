@@ -40,10 +40,9 @@ def corpus(tmp_path_factory):
 
 
 def _settings(tmp: Path, **update):
-    """Nothing here asks: no sentence vectors past each passage's first pass (the same code path, shorter)."""
     from km_search.settings import Settings
 
-    return Settings(index_dir=tmp / "indexes", sentence_vectors="first-pass", **update)
+    return Settings(index_dir=tmp / "indexes", **update)
 
 
 def _processes(title: str) -> list[int]:
@@ -135,8 +134,7 @@ def test_km_serve_on_ray_answers_as_km_serve_and_survives_a_replica_killed(clust
     from km_search.index.snapshot import Snapshot
 
     env = {**os.environ, "KM_INDEX_DIR": str(tmp_path / "indexes"), "KM_SHARD_ROWS": "60", "HF_HUB_OFFLINE": "1",
-           "KM_RELOAD_INTERVAL_S": "0",
-           "KM_SENTENCE_VECTORS": "first-pass"}
+           "KM_RELOAD_INTERVAL_S": "0"}
     subprocess.run([*__import__("helpers").KM, "ingest", str(corpus), "--index", "sharded"], env=env, check=True,
                    capture_output=True, timeout=600)
     shards = len(Snapshot.open(tmp_path / "indexes" / "sharded").manifest["shards"])
