@@ -182,6 +182,10 @@ _SINCE_350: dict[str, dict] = {
     # questions apart: a section headed by a question (an FAQ entry) is never joined
     "questions apart + short documents packed (<= 1000) in runs <= 180 words": {"pack_document_words": 1000, "pack_words": 180},
     "questions apart + short documents packed (<= 1000) in runs <= 120 words": {"pack_document_words": 1000, "pack_words": 120},
+    # 2026-12-04: is the int8 graph why km's dense side trails plain dense on python_faq and r_faq?
+    "fp32 OpenVINO graph (packed <= 1000 in runs <= 120)": {"pack_document_words": 1000, "pack_words": 120, "embed_backend": "openvino"},
+    "km dense alone (packed <= 1000 in runs <= 120)": {"pack_document_words": 1000, "pack_words": 120, "mode": "dense"},
+    "km dense alone with the fp32 graph (packed <= 1000 in runs <= 120)": {"pack_document_words": 1000, "pack_words": 120, "mode": "dense", "embed_backend": "openvino"},
 }
 VARIANTS.update({name: {**CURRENT_SETTINGS, **o} for name, o in _SINCE_350.items()})
 # measured with code since removed (Qdrant-style 3-sigma fusion) or changed (packing before list entries

@@ -199,11 +199,16 @@ class Settings(BaseSettings):
     gap_similarity: float = Field(
         0.6, gt=0.0, le=1.0, description="Cosine similarity at which two weak questions share a gap topic."
     )
-    workers: int = Field(
-        1, ge=1, le=64,
+    workers: int | None = Field(
+        None, ge=1, le=64,
         description="Processes `km serve` runs on its port (each with its own model and query-embedding cache, "
-        "all mapping the same snapshot files). More than one lets Python work of concurrent requests use more "
-        "than one core (docs/performance.md); the rate limit then counts per process.",
+        "all mapping the same snapshot files, sharing one rate limit). More than one lets the Python work of "
+        "concurrent requests use more than one core (docs/performance.md). Unset: one per CPU core, at most 4 "
+        "(each holds its own model, ~0.3 GB); 1 with --ray.",
+    )
+    rate_limit_file: Path | None = Field(
+        None, description="SQLite file in which the processes of one `km serve` share their rate-limit buckets; "
+        "`km serve` sets it for its workers (unset: each process counts in memory).",
     )
     host: str = Field("127.0.0.1", description="Address `km serve` binds.")
     port: int = Field(8000, description="Port `km serve` listens on.")

@@ -92,6 +92,7 @@ def start_server(index: str, env: dict, log_path: Path) -> tuple[str, subprocess
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(log_path, "w")
+    env = {"KM_WORKERS": "1", **env}  # one process (one model) a test server; tests/http/test_workers.py runs more
     proc = subprocess.Popen([*KM, "serve", "--index", index, "--host", "127.0.0.1", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

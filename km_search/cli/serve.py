@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -23,14 +26,13 @@ def serve(
     index: IndexOpt = None,
     host: Annotated[Optional[str], typer.Option(help="Bind address (default KM_HOST).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default KM_PORT).")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Server processes (default KM_WORKERS).")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        min=1, help="Server processes (default KM_WORKERS, else one per CPU core, at most 4).")] = None,
     ray: Annotated[Optional[str], typer.Option(
         "--ray", help="Serve the shards on this Ray cluster, one Ray Serve deployment each: auto, local or an "
                       "address (default KM_RAY_ADDRESS; docs/scale-out.md).")] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
-    import os
-
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -42,7 +44,7 @@ def serve(
     from km_search.errors import AuthConfigError, ClusterUnavailable
 
     ray = ray or settings.ray_address
-    count = workers or settings.workers
+    count = workers or settings.workers or (1 if ray else default_workers())
     if ray and count > 1:
         _fail("--ray serves with one front process (it owns the shard deployments); leave --workers at 1")
     try:  # checks the configuration (and that the cluster answers) before serving
@@ -65,8 +67,19 @@ def serve(
     # WAL mode that every process appends to. The index chosen here reaches them as KM_INDEX.
     if index:
         os.environ["KM_INDEX"] = index
-    config = uvicorn.Config("km_search.http.app:create_app", factory=True, workers=count, **options)
-    Multiprocess(config, sockets=[_listening_socket(config.host, config.port)]).run()
+    with tempfile.TemporaryDirectory(prefix="km-serve-") as shared:
+        if settings.rate_limit and not settings.rate_limit_file:  # one limit for all the processes
+            os.environ["KM_RATE_LIMIT_FILE"] = str(Path(shared) / "ratelimit.sqlite")
+        config = uvicorn.Config("km_search.http.app:create_app", factory=True, workers=count, **options)
+        Multiprocess(config, sockets=[_listening_socket(config.host, config.port)]).run()
+
+
+def default_workers() -> int:
+    """One server process per CPU core this process may use, at most 4: a query is embedded on one
+    thread, so two processes on two cores answer concurrent users side by side (measured in
+    docs/performance.md), while each process holds its own model."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores))
 
 
 def _listening_socket(host: str, port: int):

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from km_search.errors import AuthConfigError
 from km_search.access.principals import ANONYMOUS, LOCAL, Principal, normalize_groups
 from km_search.access.keys import KeyStore
-from km_search.http.ratelimit import RateLimiter, retry_after
+from km_search.http.ratelimit import RateLimiter, SharedRateLimiter, retry_after
 from km_search.settings import Settings
 
 log = logging.getLogger("km_search.auth")
@@ -57,7 +57,8 @@ class Authenticator:
         self.keys = keys or (KeyStore(settings.keys_path()) if self.mode == "keys" else None)
         self.proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self.admin_groups = set(normalize_groups(settings.auth_admin_groups))
-        self.limiter = RateLimiter(settings.rate_limit)
+        self.limiter = (SharedRateLimiter(settings.rate_limit_file, settings.rate_limit) if settings.rate_limit_file
+                        else RateLimiter(settings.rate_limit))
         if self.mode == "header" and not self.proxies:
             raise AuthConfigError(
                 "KM_AUTH=header needs KM_TRUSTED_PROXIES: the addresses of the reverse proxies whose "

@@ -18,7 +18,7 @@ from km_search.errors import AuthConfigError
 from km_search.http.deps import require_reader
 from km_search.index.documents import confined_path
 from km_search.access.keys import KeyStore
-from km_search.http.ratelimit import RateLimiter
+from km_search.http.ratelimit import RateLimiter, SharedRateLimiter
 from km_search.service import SearchService
 from km_search.settings import Settings
 from km_search.index.writer import SnapshotWriter
@@ -334,6 +334,36 @@ def test_rate_limiter_refills():
     now[0] += 2.0
     assert limiter.take("k") == 0
     assert RateLimiter(0).take("k") == 0  # off
+
+
+def test_shared_rate_limiter_refills_like_the_in_memory_one(tmp_path):
+    now = [0.0]
+    limiter = SharedRateLimiter(tmp_path / "buckets.sqlite", 60, clock=lambda: now[0])
+    assert all(limiter.take("k") == 0 for _ in range(60))
+    assert limiter.take("k") == pytest.approx(1.0)
+    assert limiter.take("other") == 0
+    now[0] += 2.0
+    assert limiter.take("k") == 0
+    assert SharedRateLimiter(tmp_path / "off.sqlite", 0).take("k") == 0
+
+
+def _take_all(path: str, tries: int, granted) -> None:
+    limiter = SharedRateLimiter(path, 60, clock=lambda: 100.0)  # a frozen clock: no refill
+    granted.put(sum(limiter.take("addr:127.0.0.1") == 0 for _ in range(tries)))
+
+
+def test_processes_sharing_the_file_share_one_bucket(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    granted = context.Queue()
+    procs = [context.Process(target=_take_all, args=(str(tmp_path / "buckets.sqlite"), 50, granted)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert sum(granted.get(timeout=10) for _ in procs) == 60  # 150 asked, the bucket's 60 granted once
 
 
 def test_document_groups_precedence():

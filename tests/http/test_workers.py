@@ -8,11 +8,13 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
 
 from helpers import KM
+from km_search.cli.serve import default_workers
 
 
 def test_the_app_factory_builds_the_app_from_the_settings(tmp_path, monkeypatch):
@@ -29,6 +31,14 @@ def test_the_app_factory_builds_the_app_from_the_settings(tmp_path, monkeypatch)
         assert isinstance(app, FastAPI) and app.state.service.index == "hr"
     finally:
         get_settings.cache_clear()
+
+
+def test_the_default_is_one_process_per_core_at_most_four(monkeypatch):
+    import km_search.cli.serve as serve
+
+    for cores, expected in ((1, 1), (2, 2), (3, 3), (16, 4)):
+        monkeypatch.setattr(serve.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert serve.default_workers() == expected
 
 
 def test_the_shared_socket_is_tcp_so_connections_get_nodelay():
@@ -83,19 +93,22 @@ def _get(url: str) -> dict:
 
 
 @pytest.mark.slow
-def test_workers_serve_share_the_log_and_all_swap_to_a_new_snapshot(tmp_path, workspace, ingest_report):
+def test_workers_serve_share_the_log_and_the_rate_limit_and_all_swap_to_a_new_snapshot(tmp_path, workspace, ingest_report):
     root, docs, env = workspace
     shutil.copytree(root / "indexes", tmp_path / "indexes")
     # the copy must not carry the reader files of the session's own server, which is alive and reads the old snapshot
     shutil.rmtree(tmp_path / "indexes" / "example" / ".readers", ignore_errors=True)
     corpus = tmp_path / "docs"
     shutil.copytree(docs, corpus, ignore=shutil.ignore_patterns("broken"))
-    env = {**env, "KM_INDEX_DIR": str(tmp_path / "indexes"), "KM_RELOAD_INTERVAL_S": "0.2", "KM_RATE_LIMIT": "0"}
+    env = {**env, "KM_INDEX_DIR": str(tmp_path / "indexes"), "KM_RELOAD_INTERVAL_S": "0.2", "KM_RATE_LIMIT": "600"}
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([*KM, "serve", "--index", "example", "--port", str(port), "--workers", "2"],
+    env.pop("KM_WORKERS", None)
+    # the default: one process per core, at most 4 (2 on a 2-core box); asked for on a 1-core box
+    workers = [] if default_workers() >= 2 else ["--workers", "2"]
+    proc = subprocess.Popen([*KM, "serve", "--index", "example", "--port", str(port), *workers],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -134,6 +147,17 @@ def test_workers_serve_share_the_log_and_all_swap_to_a_new_snapshot(tmp_path, wo
         for _ in range(10):
             hits = _get(f"{base}/search?q=zanzibar+quorum+voters&k=3")["hits"]
             assert hits and "zanzibar" in hits[0]["text"].lower()
+
+        # one limit for both processes: 600 a minute in all, not 600 each (new connections reach both)
+        answered = refused = 0
+        for _ in range(1000):
+            try:
+                urllib.request.urlopen(f"{base}/stats", timeout=30).close()
+                answered += 1
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 429 and int(exc.headers["Retry-After"]) >= 1
+                refused += 1
+        assert refused > 200 and answered < 800, (answered, refused)
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
