@@ -12,10 +12,11 @@ from km_search.text import WORD
 
 
 @lru_cache(maxsize=256)
-def _term_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One expression finding, in lower-cased text, the whole words that match a term; a prefix match
-    approximates stemming: 'deploy' marks 'deployment' and 'deploys'. Made once per query: snippets
-    are made for every hit of every search."""
+def _term_pattern(query: str) -> re.Pattern[str] | None:
+    """One expression finding, in lower-cased text, the whole words that match a term of the query; a
+    prefix match approximates stemming: 'deploy' marks 'deployment' and 'deploys'. Made once per
+    query: snippets are made for every hit of every search."""
+    terms = query_terms(query)
     if not terms:
         return None
     alternatives = "|".join(re.escape(t[: max(4, len(t) - 2)]) + r"\w*" if len(t) >= 4 else re.escape(t)
@@ -35,7 +36,7 @@ def highlight(text: str, query: str, max_words: int = 40) -> tuple[str, list[int
     if not words:
         return html.escape(text[:300]), []
     starts = [start for start, _ in words]
-    pattern = _term_pattern(tuple(query_terms(query)))
+    pattern = _term_pattern(query)
     lower = text.lower()
     if pattern is None:
         hits: list[int] = []

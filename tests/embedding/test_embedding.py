@@ -70,3 +70,35 @@ def test_backend_and_export_folder_come_from_settings(tmp_path):
     embedder = Embedder.from_settings(settings, "hr")
     assert embedder.backend == "onnx-int8" and embedder.cache_dir == tmp_path / "cache" and embedder.threads == 1
     assert embedder.legacy_dir == tmp_path / "hr" / "models"  # an older index's own export, if it has one
+
+
+def test_batches_hold_texts_of_like_length():
+    from km_search.embedding.embedder import _batches_of_like_length
+
+    lengths = [80, 8, 60, 45, 30, 79, 12, 10]
+    order = np.argsort([-n for n in lengths], kind="stable")
+    batches = list(_batches_of_like_length(order, lengths, size=2))
+    assert [i for b in batches for i in b] == order.tolist()  # every text once, longest first
+    assert batches == [[0, 5], [2, 3], [4], [6, 7], [1]]  # at most 2, none under 3/4 of its longest
+    assert list(_batches_of_like_length(np.array([0, 1]), [5, 5], size=32)) == [[0, 1]]
+
+
+@pytest.mark.slow
+def test_a_servers_query_runtime_runs_concurrent_calls_side_by_side(export_cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from km_search.embedding.embedder import _cores
+
+    embedder = Embedder(backend="openvino-int8", cache_dir=export_cache, threads=1)  # what km serve uses
+    texts = ["Why did we move billing to PostgreSQL?", "lag",
+             "The billing service moved to PostgreSQL because replication lagged behind the primary by minutes "
+             "during the nightly batch, and invoices were sent twice when a replica was promoted.",
+             "Who approves laptop requests?", "Rotate the on-call schedule every Monday at ten."]
+    one_by_one = np.stack([embedder.encode([t])[0] for t in texts])
+    assert np.allclose(embedder.encode(texts), one_by_one, atol=1e-6)  # batches of like length, run side by side
+    with ThreadPoolExecutor(4) as pool:  # concurrent requests: the same vectors
+        assert np.allclose(np.stack(list(pool.map(lambda t: embedder.encode([t])[0], texts))), one_by_one, atol=1e-6)
+    # a compiled model runs one call per stream at a time: one stream per core, one thread each
+    compiled = embedder.runtime.compiled
+    assert int(compiled.get_property("NUM_STREAMS")) == _cores()
+    assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == _cores()
