@@ -158,6 +158,8 @@ class _Shards:
 class RemoteScores:
     """One query's BM25 scores, kept on the shards: its top n and the score of any passage asked."""
 
+    remote = True  # each question is a round of shard calls
+
     def __init__(self, shards: _Shards, terms: list[int], idfs: list[float], heading_weight: float | None,
                  allowed: np.ndarray | None):
         self.shards, self.key, self.allowed = shards, (terms, idfs, heading_weight), allowed

@@ -303,6 +303,7 @@ class LexicalScores:
     shard_ids: list[np.ndarray]
     scores: list[np.ndarray]
     allowed_rows: list[np.ndarray | None]
+    remote = False  # held here: asking for scores costs microseconds
 
     def top(self, n: int) -> list[tuple[int, float]]:
         """The n best (chunk id, score) with a score above 0, among the allowed rows."""

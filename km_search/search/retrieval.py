@@ -151,14 +151,17 @@ class Retriever:
             best = best[scores[best] > 0] if positive else best
             return list(zip(ids[best].tolist(), scores[best].tolist()))
 
-        # Both sides' scores of the same ids at once (on a sharded snapshot, two calls in flight).
-        pending = _pool().submit(lexical_scores.of, ids) if lexical and lexical_scores is not None else None
+        # Both sides' scores of the same ids: on shards served elsewhere, two calls in flight; scores
+        # held here are read inline (a thread would wait for the GIL longer than the reading takes).
+        wanted = bool(lexical) and lexical_scores is not None
+        pending = _pool().submit(lexical_scores.of, ids) if wanted and lexical_scores.remote else None
         if dense:
             pooled, windows = self.snapshot.dense_scores(query_vector, ids)
             mixed = (1 - settings.window_weight) * pooled + settings.window_weight * windows
             dense = top(np.where(np.isnan(windows), pooled, mixed).astype(np.float32), settings.dense_neighbor_weight, False)
-        if pending is not None:
-            lexical = top(pending.result(), settings.lexical_neighbor_weight, True)
+        if wanted:
+            scores = pending.result() if pending is not None else lexical_scores.of(ids)
+            lexical = top(scores, settings.lexical_neighbor_weight, True)
         return dense, lexical
 
     def _fuse(self, dense, lexical, mode: Mode) -> list[tuple[int, float]]:
