@@ -24,7 +24,7 @@ import pebble
 
 from km_search.errors import KmError, NothingToIndex, ParseError
 from km_search.index.context import SentenceVectors, Windows
-from km_search.settings import Settings
+from km_search.settings import Settings, cpu_cores
 from km_search.index.layout import SourceInfo
 from km_search.types import Chunk, Document
 
@@ -94,11 +94,7 @@ Work = Callable[[SourceFile, Settings, SourceInfo], ParsedFile]
 
 def default_workers() -> int:
     """One parse worker per CPU core this process may use, but one: the main process embeds."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+    return max(1, cpu_cores() - 1)
 
 
 class ParsePool:

@@ -314,6 +314,13 @@ class Settings(BaseSettings):
         return self.cache_dir.expanduser() if self.cache_dir else default_cache_dir()
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity, which a container's CPU set limits)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/km-search, else ~/.cache/km-search (the XDG base directory rule)."""
     import os

@@ -15,7 +15,7 @@ from km_search.cli.options import (
     IndexOpt, JsonOpt, fail as _fail,
 )
 from km_search.errors import KmError
-from km_search.settings import Settings, get_settings
+from km_search.settings import Settings, cpu_cores, get_settings
 
 
 def _settings() -> Settings:
@@ -75,11 +75,11 @@ def serve(
 
 
 def default_workers() -> int:
-    """One server process per CPU core this process may use, at most 4: a query is embedded on one
-    thread, so two processes on two cores answer concurrent users side by side (measured in
-    docs/performance.md), while each process holds its own model."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(4, cores))
+    """One server process per CPU core this process may use, at most 4: the Python of a request
+    (fusion, snippets, the response) holds its process' interpreter lock, so concurrent users are
+    answered side by side only by several processes (measured in docs/performance.md); each
+    holds its own model."""
+    return max(1, min(4, cpu_cores()))
 
 
 def _listening_socket(host: str, port: int):

@@ -27,6 +27,7 @@ import numpy as np
 
 from km_search.index.context import Windows, pool_spans, pool_windows
 from km_search.errors import ModelNotFound
+from km_search.settings import cpu_cores
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -126,13 +127,8 @@ def _max_seq_length(model_path: Path) -> int:
     return 256
 
 
-def _cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _thread_count(threads: int | None) -> int:
-    return threads or _cores()
+    return threads or cpu_cores()
 
 
 class _TorchRuntime:
@@ -201,7 +197,7 @@ class _GraphRuntime:
                 # One thread a call, and one stream per core: a compiled model runs one call per
                 # stream at a time, so with a single stream concurrent requests queued for one core
                 # (measured: 2 threads 301 queries/s against 692 with 2 streams; docs/performance.md).
-                cores = _cores()
+                cores = cpu_cores()
                 config = {"INFERENCE_NUM_THREADS": cores, "NUM_STREAMS": cores}
             self.compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
             self.inputs = {i.get_any_name() for i in self.compiled.inputs}
@@ -268,7 +264,7 @@ class _GraphRuntime:
 def _side_by_side() -> "ThreadPoolExecutor":
     from concurrent.futures import ThreadPoolExecutor
 
-    return ThreadPoolExecutor(max_workers=_cores(), thread_name_prefix="km-embed")
+    return ThreadPoolExecutor(max_workers=cpu_cores(), thread_name_prefix="km-embed")
 
 
 def _batches_of_like_length(order: np.ndarray, lengths: Sequence[int], size: int, slack: float = 0.75) -> Iterator[list[int]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from km_search.embedding.embedder import Embedder
 from km_search.embedding.rerank import Reranker
 from km_search.search.fusion import convex_combination, reciprocal_rank_fusion
 from km_search.search.grouping import group_ranked, grouped_depth
-from km_search.settings import Settings
+from km_search.settings import Settings, cpu_cores
 from km_search.search.snippets import highlight
 from km_search.index.layout import parts_from_row
 from km_search.index.snapshot import Snapshot, meta_from_row
@@ -32,7 +31,7 @@ Mode = Literal["hybrid", "dense", "lexical"]
 
 @lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="km-lexical")
+    return ThreadPoolExecutor(max_workers=max(2, cpu_cores()), thread_name_prefix="km-lexical")
 
 
 def feedback_vector(query: np.ndarray, passages: np.ndarray, query_weight: float) -> np.ndarray:

@@ -87,7 +87,7 @@ def test_batches_hold_texts_of_like_length():
 def test_a_servers_query_runtime_runs_concurrent_calls_side_by_side(export_cache):
     from concurrent.futures import ThreadPoolExecutor
 
-    from km_search.embedding.embedder import _cores
+    from km_search.settings import cpu_cores
 
     embedder = Embedder(backend="openvino-int8", cache_dir=export_cache, threads=1)  # what km serve uses
     texts = ["Why did we move billing to PostgreSQL?", "lag",
@@ -100,5 +100,5 @@ def test_a_servers_query_runtime_runs_concurrent_calls_side_by_side(export_cache
         assert np.allclose(np.stack(list(pool.map(lambda t: embedder.encode([t])[0], texts))), one_by_one, atol=1e-6)
     # a compiled model runs one call per stream at a time: one stream per core, one thread each
     compiled = embedder.runtime.compiled
-    assert int(compiled.get_property("NUM_STREAMS")) == _cores()
-    assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == _cores()
+    assert int(compiled.get_property("NUM_STREAMS")) == cpu_cores()
+    assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == cpu_cores()

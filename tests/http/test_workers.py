@@ -37,7 +37,7 @@ def test_the_default_is_one_process_per_core_at_most_four(monkeypatch):
     import km_search.cli.serve as serve
 
     for cores, expected in ((1, 1), (2, 2), (3, 3), (16, 4)):
-        monkeypatch.setattr(serve.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        monkeypatch.setattr(serve, "cpu_cores", lambda n=cores: n)
         assert serve.default_workers() == expected
 
 
