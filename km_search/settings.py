@@ -204,7 +204,7 @@ class Settings(BaseSettings):
         description="Processes `km serve` runs on its port (each with its own model and query-embedding cache, "
         "all mapping the same snapshot files, sharing one rate limit). More than one lets the Python work of "
         "concurrent requests use more than one core (docs/performance.md). Unset: one per CPU core, at most 4 "
-        "(each holds its own model, ~0.3 GB); 1 with --ray.",
+        "(each holds its own model: ~0.25 GB of its own memory, measured); 1 with --ray.",
     )
     rate_limit_file: Path | None = Field(
         None, description="SQLite file in which the processes of one `km serve` share their rate-limit buckets; "
