@@ -196,7 +196,7 @@ class _GraphRuntime:
             if n == 1:
                 # One thread a call, and one stream per core: a compiled model runs one call per
                 # stream at a time, so with a single stream concurrent requests queued for one core
-                # (measured: 2 threads 301 queries/s against 692 with 2 streams; docs/performance.md).
+                # (measured: two calling threads 301 queries/s with one stream, 692 with two; docs/performance.md).
                 cores = cpu_cores()
                 config = {"INFERENCE_NUM_THREADS": cores, "NUM_STREAMS": cores}
             self.compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
