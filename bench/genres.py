@@ -184,6 +184,7 @@ _SINCE_350: dict[str, dict] = {
     "questions apart + short documents packed (<= 1000) in runs <= 120 words": {"pack_document_words": 1000, "pack_words": 120},
     # 2026-12-04: is the int8 graph why km's dense side trails plain dense on python_faq and r_faq?
     "fp32 OpenVINO graph (packed <= 1000 in runs <= 120)": {"pack_document_words": 1000, "pack_words": 120, "embed_backend": "openvino"},
+    "no lexical neighbours (packed <= 1000 in runs <= 120)": {"pack_document_words": 1000, "pack_words": 120, "lexical_neighbor_weight": 0.0},
     "km dense alone (packed <= 1000 in runs <= 120)": {"pack_document_words": 1000, "pack_words": 120, "mode": "dense"},
     "km dense alone with the fp32 graph (packed <= 1000 in runs <= 120)": {"pack_document_words": 1000, "pack_words": 120, "mode": "dense", "embed_backend": "openvino"},
 }
