@@ -21,6 +21,7 @@ from pathlib import Path
 
 from km_search.access.principals import ROLES, Principal, normalize_groups
 from km_search.errors import KeyNotFound
+from km_search.sqlitedb import open_shared
 
 PREFIX = "km_"
 _LAST_USED_EVERY_S = 60  # last_used is written at most this often per key
@@ -76,12 +77,7 @@ class KeyStore:
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-            self._local.conn = conn
+            conn = self._local.conn = open_shared(self.path, SCHEMA)
         return conn
 
     def create(self, role: str, groups: str | list[str] | tuple[str, ...] = (), name: str = "") -> tuple[str, KeyInfo]:

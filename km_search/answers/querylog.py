@@ -17,6 +17,7 @@ from pathlib import Path
 
 from km_search.clock import utc_now
 from km_search.errors import QueryLogUnavailable, UnknownQuery
+from km_search.sqlitedb import open_shared
 
 log = logging.getLogger("km_search.querylog")
 
@@ -82,13 +83,7 @@ class QueryLog:
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(SCHEMA)
-            conn.row_factory = sqlite3.Row
-            self._conn = conn
+            self._conn = open_shared(self.path, SCHEMA, timeout=5.0, synchronous="NORMAL")
         return self._conn
 
     def record(

@@ -237,15 +237,15 @@ class _GraphRuntime:
         per_text: list[np.ndarray] = [np.empty(0)] * len(texts) if windows else []
         per_sentence: list = [None] * len(texts) if windows and spans is not None else []
         batches = list(_batches_of_like_length(order, token_counts, batch_size))
-        feeds = [self._batch([], [every[i] for i in rows]) for rows in batches]
+        grouped = [[every[i] for i in rows] for rows in batches]
+        feeds = [self._batch([], encodings) for encodings in grouped]
         if self.threads == 1 and 1 < len(feeds) and len(texts) <= 64:
             # A server's runtime runs one thread a call, so that concurrent requests share the cores;
             # an answer's few batches run side by side, on the cores no other request is using.
             outputs = list(_side_by_side().map(self._run, feeds))
         else:
             outputs = map(self._run, feeds)
-        for rows, feed, tokens in zip(batches, feeds, outputs):
-            encodings = [every[i] for i in rows]
+        for rows, encodings, feed, tokens in zip(batches, grouped, feeds, outputs):
             mask = feed["attention_mask"][..., None].astype(np.float32)
             pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             out[rows] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)

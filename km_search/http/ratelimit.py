@@ -16,6 +16,8 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+from km_search.sqlitedb import open_shared
+
 
 def _take_token(tokens: float, then: float, now: float, capacity: float, rate: float) -> tuple[float, float]:
     """A bucket refilled from `then` to `now` with one token taken: (tokens left, 0), or when it holds
@@ -26,20 +28,25 @@ def _take_token(tokens: float, then: float, now: float, capacity: float, rate: f
     return tokens, (1.0 - tokens) / rate
 
 
-class RateLimiter:
-    """The buckets of one process, in memory."""
-
-    def __init__(self, per_minute: int, max_buckets: int = 10_000, clock=time.monotonic):
+class _TokenBuckets:
+    def __init__(self, per_minute: int, clock=time.monotonic):
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0  # tokens per second
-        self.max_buckets = max_buckets
         self.clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # who -> (tokens, when)
-        self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
         return self.capacity > 0
+
+
+class RateLimiter(_TokenBuckets):
+    """The buckets of one process, in memory."""
+
+    def __init__(self, per_minute: int, max_buckets: int = 10_000, clock=time.monotonic):
+        super().__init__(per_minute, clock)
+        self.max_buckets = max_buckets
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # who -> (tokens, when)
+        self._lock = threading.Lock()
 
     def take(self, who: str) -> float:
         """0 when `who` may go ahead (a token is taken), else the seconds until a token is free."""
@@ -55,27 +62,26 @@ class RateLimiter:
             return wait
 
 
-class SharedRateLimiter(RateLimiter):
-    """The buckets of several processes of one machine, in one SQLite file (WAL, one short write
+class SharedRateLimiter(_TokenBuckets):
+    """The buckets of several processes of one machine, in one SQLite file (one short write
     transaction a request). The clock must be one all of them share: time.monotonic is, on Linux."""
 
+    SCHEMA = "CREATE TABLE IF NOT EXISTS buckets (who TEXT PRIMARY KEY, tokens REAL, at REAL);"
+
     def __init__(self, path: Path, per_minute: int, clock=time.monotonic):
-        super().__init__(per_minute, clock=clock)
+        super().__init__(per_minute, clock)
         self.path = Path(path)
         self._local = threading.local()
         self._taken = 0
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")  # the buckets matter for a minute, not across a crash
-            db.execute("CREATE TABLE IF NOT EXISTS buckets (who TEXT PRIMARY KEY, tokens REAL, at REAL)")
-            self._local.db = db
+        if db is None:  # the buckets matter for a minute, not across a crash
+            db = self._local.db = open_shared(self.path, self.SCHEMA, synchronous="OFF")
         return db
 
     def take(self, who: str) -> float:
+        """As RateLimiter.take, the bucket read and written in one transaction."""
         if not self.enabled:
             return 0.0
         db = self._db()
