@@ -382,14 +382,24 @@ def score_sentences(
     under_focus = [bodies[n] and heading_matches(headings[n], focus) for n in range(len(spans))]
     promise = [(rest[n] + bonus * under_focus[n]) / rank[n] for n in range(len(spans))]
     fresh = _candidates(spans, promise, candidates, unstored)
-    now = [*([question] if question_vector is None else []), *(_text(hits, judged[n]) for n in fresh)]
+    similarity = np.zeros(len(spans), dtype=np.float32)
+    ahead: list[int] = []
+    if question_vector is not None:
+        for n, vector in known.items():
+            similarity[n] = float(vector @ question_vector)
+        if refine and known:
+            # the sentences `_refine` will embed alone, as far as they are known before the fresh
+            # ones are scored (all of them unless a focus moves the answering document): one call
+            # for both sets runs side by side on the cores, two calls one after the other
+            ahead = _to_refine((0.6 * similarity + np.asarray(rest)) / rank, similarity, known, refine)
+    now = [*([question] if question_vector is None else []), *(_text(hits, judged[n]) for n in [*fresh, *ahead])]
     vectors = encode(now) if now else np.zeros((0, len(question_vector)), np.float32)
     if question_vector is None:
         question_vector, vectors = vectors[0], vectors[1:]
-    similarity = np.zeros(len(spans), dtype=np.float32)
+        for n, vector in known.items():
+            similarity[n] = float(vector @ question_vector)
     similarity[fresh] = vectors[: len(fresh)] @ question_vector if fresh else 0.0
-    for n, vector in known.items():
-        similarity[n] = float(vector @ question_vector)
+    alone = dict(zip(ahead, vectors[len(fresh):]))
     values = (0.6 * similarity + np.asarray(rest)) / rank
     if focus:
         # the part of the answering document that the question asks for: its reasons, its lessons,
@@ -402,8 +412,13 @@ def score_sentences(
                 rest[n] += bonus
         values = (0.6 * similarity + np.asarray(rest)) / rank
     if refine and known:
-        values = _refine(values, similarity, rest, rank, known, refine,
-                         lambda ns: encode([_text(hits, judged[n]) for n in ns]) @ question_vector)
+        def cosines(ns: list[int]) -> np.ndarray:
+            missing = [n for n in ns if n not in alone]
+            if missing:
+                alone.update(zip(missing, encode([_text(hits, judged[n]) for n in missing])))
+            return np.array([alone[n] for n in ns]) @ question_vector
+
+        values = _refine(values, similarity, rest, rank, known, refine, cosines)
     scored = [Sentence(i, a, b, float(similarity[n]), overlaps[n], float(values[n]), bodies[n])
               for n, (i, a, b) in enumerate(spans)]
     scored.sort(key=lambda s: -s.score)
@@ -420,8 +435,7 @@ def _refine(values: np.ndarray, similarity: np.ndarray, rest: Sequence[float], r
     vectors and the one most similar to the question are embedded alone; then, while the best
     sentence is still judged by its stored vector, it is too (REFINE_ROUNDS at most).
     """
-    chosen = [n for n in np.argsort(-values, kind="stable").tolist() if n in known][:refine]
-    chosen += [n for n in np.argsort(-similarity, kind="stable").tolist() if n in known and n not in chosen][:1]
+    chosen = _to_refine(values, similarity, known, refine)
     similarity[chosen] = cosines(chosen)
     values = (0.6 * similarity + np.asarray(rest)) / rank
     done = set(chosen)
@@ -433,6 +447,13 @@ def _refine(values: np.ndarray, similarity: np.ndarray, rest: Sequence[float], r
         done.add(best)
         values = (0.6 * similarity + np.asarray(rest)) / rank
     return values
+
+
+def _to_refine(values: np.ndarray, similarity: np.ndarray, known: Mapping[int, np.ndarray], refine: int) -> list[int]:
+    """The sentences `_refine` embeds alone first: the `refine` best of those with a stored vector,
+    and the one of them most similar to the question."""
+    chosen = [n for n in np.argsort(-values, kind="stable").tolist() if n in known][:refine]
+    return chosen + [n for n in np.argsort(-similarity, kind="stable").tolist() if n in known and n not in chosen][:1]
 
 
 def _text(hits: Sequence[Hit], span: tuple[int, int, int]) -> str:

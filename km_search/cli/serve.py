@@ -67,6 +67,7 @@ def serve(
     # WAL mode that every process appends to. The index chosen here reaches them as KM_INDEX.
     if index:
         os.environ["KM_INDEX"] = index
+    os.environ["KM_WORKERS"] = str(count)  # each process then embeds on its share of the cores
     with tempfile.TemporaryDirectory(prefix="km-serve-") as shared:
         if settings.rate_limit and not settings.rate_limit_file:  # one limit for all the processes
             os.environ["KM_RATE_LIMIT_FILE"] = str(Path(shared) / "ratelimit.sqlite")

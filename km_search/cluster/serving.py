@@ -33,6 +33,7 @@ from km_search.index.context import ShardContext
 from km_search.index.layout import MANIFEST
 from km_search.index.lexical import LexicalIndex, LexicalScores, Postings
 from km_search.index.snapshot import Snapshot, published
+from km_search.settings import serving_environment
 
 log = logging.getLogger("km_search.cluster")
 
@@ -47,6 +48,7 @@ class ShardServer:
     whole snapshot's (passages, tokens), so its BM25 scores are the snapshot's."""
 
     def __init__(self, snapshot_path: str, number: int, corpus: tuple[int, int]):
+        serving_environment()
         path = Path(snapshot_path)
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         self.snapshot = Snapshot.of_shards(path, manifest, [number], corpus)

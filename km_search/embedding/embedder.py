@@ -168,7 +168,8 @@ class _TorchRuntime:
 class _GraphRuntime:
     """An exported graph (ONNX Runtime or OpenVINO) behind the `tokenizers` library: no torch."""
 
-    def __init__(self, model_path: Path, backend: str, export_dir: Path, threads: int | None, legacy_dir: Path | None = None):
+    def __init__(self, model_path: Path, backend: str, export_dir: Path, threads: int | None, legacy_dir: Path | None = None,
+                 streams: int | None = None):
         from tokenizers import Tokenizer
 
         self.max_tokens = _max_seq_length(model_path)
@@ -179,6 +180,7 @@ class _GraphRuntime:
         self.graph = graph
         self.backend = backend
         n = self.threads = _thread_count(threads)
+        self.streams = 1
         if backend.startswith("onnx"):
             import onnxruntime as ort
 
@@ -194,11 +196,14 @@ class _GraphRuntime:
             core = ov.Core()
             config = {"INFERENCE_NUM_THREADS": n, "PERFORMANCE_HINT": "LATENCY"}
             if n == 1:
-                # One thread a call, and one stream per core: a compiled model runs one call per
-                # stream at a time, so with a single stream concurrent requests queued for one core
-                # (measured: two calling threads 301 queries/s with one stream, 692 with two; docs/performance.md).
-                cores = cpu_cores()
-                config = {"INFERENCE_NUM_THREADS": cores, "NUM_STREAMS": cores}
+                # One thread a call, on as many streams as the process may use cores: a compiled
+                # model runs one call per stream at a time, so with a single stream concurrent
+                # requests of one process queued for one core (two calling threads: 301 queries/s with
+                # one stream, 692 with two). An idle stream's thread spins, and a pinned one sits on a
+                # core that another server process also uses: neither pays when several processes
+                # share the cores (docs/performance.md, "An OpenMP thread spun beside every search").
+                self.streams = streams or cpu_cores()
+                config = {"INFERENCE_NUM_THREADS": self.streams, "NUM_STREAMS": self.streams, "ENABLE_CPU_PINNING": False}
             self.compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
             self.inputs = {i.get_any_name() for i in self.compiled.inputs}
             self._local = threading.local()
@@ -237,11 +242,14 @@ class _GraphRuntime:
         per_text: list[np.ndarray] = [np.empty(0)] * len(texts) if windows else []
         per_sentence: list = [None] * len(texts) if windows and spans is not None else []
         batches = list(_batches_of_like_length(order, token_counts, batch_size))
+        side_by_side = self.streams > 1 and len(texts) <= 64
+        if side_by_side:  # at least one batch per stream: an answer's sentences use every core free
+            batches = _split_for(batches, token_counts, self.streams)
         grouped = [[every[i] for i in rows] for rows in batches]
         feeds = [self._batch([], encodings) for encodings in grouped]
-        if self.threads == 1 and 1 < len(feeds) and len(texts) <= 64:
+        if side_by_side and 1 < len(feeds):
             # A server's runtime runs one thread a call, so that concurrent requests share the cores;
-            # an answer's few batches run side by side, on the cores no other request is using.
+            # an answer's few batches run side by side on its streams, on cores no other request uses.
             outputs = list(_side_by_side().map(self._run, feeds))
         else:
             outputs = map(self._run, feeds)
@@ -278,6 +286,20 @@ def _batches_of_like_length(order: np.ndarray, lengths: Sequence[int], size: int
         batch.append(i)
     if batch:
         yield batch
+
+
+def _split_for(batches: list[list[int]], lengths: Sequence[int], streams: int) -> list[list[int]]:
+    """The batches, the costliest (members x longest) halved until there are `streams` of them or
+    none holds two texts."""
+    batches = list(batches)
+    while len(batches) < streams:
+        costly = max(range(len(batches)), key=lambda b: len(batches[b]) * lengths[batches[b][0]])
+        batch = batches[costly]
+        if len(batch) < 2:
+            break
+        half = (len(batch) + 1) // 2
+        batches[costly: costly + 1] = [batch[:half], batch[half:]]
+    return batches
 
 
 def legacy_export(model_path: Path, backend: str, legacy_dir: Path | None) -> Path | None:
@@ -441,7 +463,7 @@ class Embedder:
 
     def __init__(self, model: str = BUNDLED_MODEL, batch_size: int = 32, backend: str = "torch",
                  cache_dir: Path | str | None = None, threads: int | None = None,
-                 legacy_dir: Path | str | None = None):
+                 legacy_dir: Path | str | None = None, streams: int | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"KM_EMBED_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
         self.model_name = model
@@ -454,6 +476,7 @@ class Embedder:
         self.cache_dir = Path(cache_dir)  # the shared export cache (KM_CACHE_DIR)
         self.legacy_dir = Path(legacy_dir) if legacy_dir else None  # an older index's own exports
         self.threads = threads
+        self.streams = streams
         self._runtime: Any = None
         self._lock = threading.Lock()
         self._query_cache: dict[str, np.ndarray] = {}
@@ -466,7 +489,8 @@ class Embedder:
                 if self.backend == "torch":
                     self._runtime = _TorchRuntime(path, self.threads)
                 else:
-                    self._runtime = _GraphRuntime(path, self.backend, self.cache_dir, self.threads, self.legacy_dir)
+                    self._runtime = _GraphRuntime(path, self.backend, self.cache_dir, self.threads, self.legacy_dir,
+                                                  self.streams)
             return self._runtime
 
     @property
@@ -491,11 +515,13 @@ class Embedder:
 
         `queries`: for a server's one-query calls, which embed on one thread each unless
         KM_EMBED_THREADS says otherwise: concurrent requests then run side by side on the cores
-        instead of queueing for all of them (same vectors either way)."""
+        instead of queueing for all of them (same vectors either way), on one stream per core this
+        process has to itself: `km serve` tells its processes how many they are (KM_WORKERS)."""
         threads = settings.embed_threads or (1 if queries else None)
+        streams = max(1, cpu_cores() // (settings.workers or 1)) if threads == 1 else None
         return cls(settings.model, settings.embed_batch_size, backend=settings.embed_backend,
                    cache_dir=settings.cache_path(), threads=threads,
-                   legacy_dir=settings.index_path(index) / "models")
+                   legacy_dir=settings.index_path(index) / "models", streams=streams)
 
     def match_index(self, model_info: dict[str, Any]) -> None:
         """Embed queries with the backend the index's passages were embedded with (its manifest's

@@ -21,7 +21,7 @@ from km_search.http.routes import answers, documents, search, web
 from km_search.http.schemas import ErrorOut
 from km_search.http.security import SecurityMiddleware
 from km_search.service import SearchService
-from km_search.settings import Settings, get_settings, offline_environment
+from km_search.settings import Settings, get_settings, offline_environment, serving_environment
 
 log = logging.getLogger("km_search.api")
 
@@ -32,6 +32,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def create_app(settings: Settings | None = None, service: SearchService | None = None) -> FastAPI:
     offline_environment()
+    serving_environment()
     settings = settings or get_settings()
     service = service or SearchService(settings)
     auth = Authenticator(settings)

@@ -464,6 +464,31 @@ def test_refining_embeds_the_best_few_alone_and_scores_them_by_that():
     assert refined[0].start == spans[3][0] and refined[0].semantic == pytest.approx(0.99, abs=1e-3)
 
 
+def test_the_sentences_to_refine_are_embedded_with_the_fresh_ones_in_one_call():
+    """One call runs its batches side by side on a server's cores; two calls ran one after the other."""
+    from km_search.answers.extractive import score_sentences
+
+    text = ("The billing database moved to Postgres in 2023. Postgres replication is now streaming everywhere. "
+            "Lunch is served at noon every day. Parking is free on Fridays for everyone.")
+    spans = split_sentences(text)
+    question = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    stored = np.tile(np.array([0.6, 0.8, 0.0, 0.0], dtype=np.float32), (len(spans) - 1, 1))  # the last not stored
+    stored[0] = [0.8, 0.6, 0.0, 0.0]
+    calls: list[list[str]] = []
+
+    def encode(texts):
+        calls.append(list(texts))
+        return np.tile(np.array([0.7, 0.7, 0.0, 0.0], dtype=np.float32), (len(texts), 1))
+
+    scored, _ = score_sentences("why postgres for billing", [hit(text)], encode, {"postgres": 1.0, "billing": 1.0},
+                                stored=[(np.asarray(spans[:-1]), stored)], question_vector=question, refine=2)
+    first = calls[0]
+    assert first[0] == text[slice(*spans[-1])]  # the sentence without a stored vector
+    assert first[1:3] == [text[slice(*spans[0])], text[slice(*spans[1])]]  # and the two best stored ones
+    assert sum(len(c) for c in calls) == len(set(t for c in calls for t in c))  # none embedded twice
+    assert len(scored) == len(spans) and scored[0].semantic == pytest.approx(0.7)  # scored by the fresh vectors
+
+
 def _joined_record() -> Hit:
     """A short decision record packed into one passage as ingest joins it: each part on its own lines."""
     from km_search.types import Part

@@ -83,6 +83,16 @@ def test_batches_hold_texts_of_like_length():
     assert list(_batches_of_like_length(np.array([0, 1]), [5, 5], size=32)) == [[0, 1]]
 
 
+def test_batches_are_split_until_every_stream_has_one():
+    from km_search.embedding.embedder import _split_for
+
+    lengths = [40, 38, 36, 35, 12]
+    assert _split_for([[0, 1, 2, 3], [4]], lengths, 2) == [[0, 1, 2, 3], [4]]  # already one each
+    assert _split_for([[0, 1, 2, 3]], lengths, 2) == [[0, 1], [2, 3]]
+    assert _split_for([[0, 1, 2, 3], [4]], lengths, 3) == [[0, 1], [2, 3], [4]]  # the costliest halved
+    assert _split_for([[4]], lengths, 2) == [[4]]  # one text stays whole
+
+
 @pytest.mark.slow
 def test_a_servers_query_runtime_runs_concurrent_calls_side_by_side(export_cache):
     from concurrent.futures import ThreadPoolExecutor
@@ -102,3 +112,16 @@ def test_a_servers_query_runtime_runs_concurrent_calls_side_by_side(export_cache
     compiled = embedder.runtime.compiled
     assert int(compiled.get_property("NUM_STREAMS")) == cpu_cores()
     assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == cpu_cores()
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False  # other processes share the cores
+
+
+def test_a_server_process_embeds_on_its_share_of_the_cores(tmp_path):
+    from km_search.settings import Settings, cpu_cores
+
+    def streams(**overrides):
+        return Embedder.from_settings(Settings(index_dir=tmp_path, **overrides), queries=True).streams
+
+    assert streams() == cpu_cores()  # one process: a stream per core
+    assert streams(workers=cpu_cores()) == 1  # a process per core (km serve's default): one each
+    assert streams(workers=64) == 1
+    assert Embedder.from_settings(Settings(index_dir=tmp_path), queries=False).streams is None  # ingest

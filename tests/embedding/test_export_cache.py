@@ -101,7 +101,7 @@ def test_a_second_embedder_and_a_second_index_reuse_the_cache(model, tmp_path, f
     from km_search.settings import Settings
 
     class Runtime:  # the graph's path, without loading it
-        def __init__(self, model_path, backend, export_dir, threads, legacy_dir=None):
+        def __init__(self, model_path, backend, export_dir, threads, legacy_dir=None, streams=None):
             self.graph = emb.legacy_export(model_path, backend, legacy_dir) or ensure_export(model_path, backend, export_dir)
 
     monkeypatch.setattr(emb, "_GraphRuntime", Runtime)

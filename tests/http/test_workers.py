@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +40,35 @@ def test_the_default_is_one_process_per_core_at_most_four(monkeypatch):
     for cores, expected in ((1, 1), (2, 2), (3, 3), (16, 4)):
         monkeypatch.setattr(serve, "cpu_cores", lambda n=cores: n)
         assert serve.default_workers() == expected
+
+
+PROBE = """
+import sys, threading
+from km_search.settings import serving_environment
+if sys.argv[1] == "serving":
+    serving_environment()
+import faiss
+seen = []
+worker = threading.Thread(target=lambda: seen.append(faiss.omp_get_max_threads()))  # a request's thread
+worker.start(); worker.join()
+print(seen[0])
+"""
+
+
+def test_a_serving_process_searches_on_one_openmp_thread(tmp_path):
+    """FAISS splits a search by query; with one query, a second OpenMP thread only spins after it."""
+    from km_search.settings import cpu_cores
+
+    if cpu_cores() < 2:
+        pytest.skip("needs two cores to tell one thread from the default")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+
+    def threads(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", PROBE, mode], env=env, capture_output=True, text=True, check=True)
+        return int(done.stdout)
+
+    assert threads("serving") == 1
+    assert threads("ingest") == cpu_cores()  # ingest keeps every core for FAISS
 
 
 def test_the_shared_socket_is_tcp_so_connections_get_nodelay():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from km_search.index.lexical import LexicalIndex, Postings, build_postings, join_postings, query_terms, tokens
-from km_search.search.snippets import snippet
+from km_search.search.snippets import snippet, word_spans
 
 
 def index_of(passages, shard_rows=None, ids=None, **bm25):
@@ -128,6 +128,23 @@ def test_snippet_window_is_the_densest_and_marks_stem_prefixes():
         best = max(sum(w in {"deploy", "deployment", "deploys", "cat", "vpn"} for w in all_words[i : i + 10])
                    for i in range(max(1, len(all_words) - 9)))
         assert len(marked) == best and len(window) == min(10, len(all_words))
+
+
+def test_word_spans_are_the_words_the_word_expression_finds():
+    from km_search.text import WORD
+
+    rng = random.Random(5)
+    alphabet = list("abcXYZ09_ -.,'\n\t") + list("éßİǅﬁ²中𝔘…’—\u00a0\u200b")
+    texts = ["", " ", "word", "Straße İstanbul ﬁle naïve", "x²³ 中文字 𝔘𝔫𝔦 _a_ b1"]
+    texts += ["".join(rng.choices(alphabet, k=rng.randint(1, 80))) for _ in range(300)]
+    for text in texts:
+        starts, ends = word_spans(text)
+        assert list(zip(starts.tolist(), ends.tolist())) == [m.span() for m in WORD.finditer(text)], repr(text)
+
+
+def test_snippet_marks_whole_words_only_where_a_word_begins():
+    out = snippet("redeploy the deploys; undeployed deployment", "deploy", max_words=10)
+    assert out == "redeploy the <mark>deploys</mark>; undeployed <mark>deployment</mark>"
 
 
 def test_joined_postings_equal_postings_built_from_scratch():
