@@ -75,7 +75,7 @@ def word_spans(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Start and end offsets of the words `km_search.text.WORD` finds, from array operations on the
     code points: a snippet is made for every hit of every search, and a match object per word cost
     two thirds of it. `\\w` is `str.isalnum()` or `_`, so a character beyond ASCII is asked once."""
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)  # lone surrogates too
     wordy = np.zeros(len(codes) + 2, dtype=bool)
     ascii_ = codes < 128
     if ascii_.all():

@@ -135,7 +135,7 @@ def test_word_spans_are_the_words_the_word_expression_finds():
 
     rng = random.Random(5)
     alphabet = list("abcXYZ09_ -.,'\n\t") + list("éßİǅﬁ²中𝔘…’—\u00a0\u200b")
-    texts = ["", " ", "word", "Straße İstanbul ﬁle naïve", "x²³ 中文字 𝔘𝔫𝔦 _a_ b1"]
+    texts = ["", " ", "word", "Straße İstanbul ﬁle naïve", "x²³ 中文字 𝔘𝔫𝔦 _a_ b1", "lone \ud800 surrogate"]
     texts += ["".join(rng.choices(alphabet, k=rng.randint(1, 80))) for _ in range(300)]
     for text in texts:
         starts, ends = word_spans(text)
