@@ -339,11 +339,13 @@ def score_sentences(
     similarity term (focus bonus included) is highest, the others their neighbours in the passage
     (a quote grows into them); the rest keep similarity 0 and so never win (docs/answers.md).
     """
+    if question_vector is None:  # the service passes the one it searched with
+        question_vector = encode([question])[0]
     own = [split_sentences(hit.text) for hit in hits]
     spans = [(i, a, b) for i, mine in enumerate(own) for a, b in mine]
     judged = [(i, a, b) for i, mine in enumerate(own) for a, b in embedded_spans(hits[i].text, mine)]
     if not spans:
-        return [], question_vector if question_vector is not None else encode([question])[0]
+        return [], question_vector
     texts = [hits[i].text[a:b] for i, a, b in spans]
     top = hits[0].score if hits[0].score > 0 else 0.0
     yes_no = is_yes_no_question(question)
@@ -383,21 +385,14 @@ def score_sentences(
     promise = [(rest[n] + bonus * under_focus[n]) / rank[n] for n in range(len(spans))]
     fresh = _candidates(spans, promise, candidates, unstored)
     similarity = np.zeros(len(spans), dtype=np.float32)
-    ahead: list[int] = []
-    if question_vector is not None:
-        for n, vector in known.items():
-            similarity[n] = float(vector @ question_vector)
-        if refine and known:
-            # the sentences `_refine` will embed alone, as far as they are known before the fresh
-            # ones are scored (all of them unless a focus moves the answering document): one call
-            # for both sets runs side by side on the cores, two calls one after the other
-            ahead = _to_refine((0.6 * similarity + np.asarray(rest)) / rank, similarity, known, refine)
-    now = [*([question] if question_vector is None else []), *(_text(hits, judged[n]) for n in [*fresh, *ahead])]
+    for n, vector in known.items():
+        similarity[n] = float(vector @ question_vector)
+    # the sentences `_refine` will embed alone, as far as they are known before the fresh ones are
+    # scored (all of them unless a focus moves the answering document): one call for both sets runs
+    # side by side on the cores, two calls one after the other
+    ahead = _to_refine((0.6 * similarity + np.asarray(rest)) / rank, similarity, known, refine) if refine and known else []
+    now = [_text(hits, judged[n]) for n in [*fresh, *ahead]]
     vectors = encode(now) if now else np.zeros((0, len(question_vector)), np.float32)
-    if question_vector is None:
-        question_vector, vectors = vectors[0], vectors[1:]
-        for n, vector in known.items():
-            similarity[n] = float(vector @ question_vector)
     similarity[fresh] = vectors[: len(fresh)] @ question_vector if fresh else 0.0
     alone = dict(zip(ahead, vectors[len(fresh):]))
     values = (0.6 * similarity + np.asarray(rest)) / rank

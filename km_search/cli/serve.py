@@ -47,6 +47,9 @@ def serve(
     count = workers or settings.workers or (1 if ray else default_workers())
     if ray and count > 1:
         _fail("--ray serves with one front process (it owns the shard deployments); leave --workers at 1")
+    # Every process knows how many they are: each embeds queries on its share of the cores.
+    settings = settings.model_copy(update={"workers": count})
+    os.environ["KM_WORKERS"] = str(count)
     try:  # checks the configuration (and that the cluster answers) before serving
         if ray:
             from km_search.cluster.connect import connect
@@ -67,7 +70,6 @@ def serve(
     # WAL mode that every process appends to. The index chosen here reaches them as KM_INDEX.
     if index:
         os.environ["KM_INDEX"] = index
-    os.environ["KM_WORKERS"] = str(count)  # each process then embeds on its share of the cores
     with tempfile.TemporaryDirectory(prefix="km-serve-") as shared:
         if settings.rate_limit and not settings.rate_limit_file:  # one limit for all the processes
             os.environ["KM_RATE_LIMIT_FILE"] = str(Path(shared) / "ratelimit.sqlite")

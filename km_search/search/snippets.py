@@ -76,15 +76,12 @@ def word_spans(text: str) -> tuple[np.ndarray, np.ndarray]:
     code points: a snippet is made for every hit of every search, and a match object per word cost
     two thirds of it. `\\w` is `str.isalnum()` or `_`, so a character beyond ASCII is asked once."""
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)  # lone surrogates too
-    wordy = np.zeros(len(codes) + 2, dtype=bool)
-    ascii_ = codes < 128
-    if ascii_.all():
-        wordy[1:-1] = _ASCII_WORD[codes]
-    else:
+    wordy = np.zeros(len(codes) + 2, dtype=bool)  # padded: a word at either end still has two edges
+    inner, ascii_ = wordy[1:-1], codes < 128
+    inner[ascii_] = _ASCII_WORD[codes[ascii_]]
+    if not ascii_.all():
         others = codes[~ascii_]
         distinct = np.unique(others)
-        inner = wordy[1:-1]
-        inner[ascii_] = _ASCII_WORD[codes[ascii_]]
         inner[~ascii_] = np.isin(others, distinct[[chr(c).isalnum() for c in distinct.tolist()]])
     edges = np.flatnonzero(wordy[1:] != wordy[:-1])
     return edges[0::2], edges[1::2]

@@ -71,6 +71,23 @@ def test_a_serving_process_searches_on_one_openmp_thread(tmp_path):
     assert threads("ingest") == cpu_cores()  # ingest keeps every core for FAISS
 
 
+def test_a_single_process_knows_it_is_alone_whatever_km_workers_says(tmp_path, monkeypatch):
+    """`--workers 1` with KM_WORKERS=4 in the environment: the one process embeds on every core."""
+    import uvicorn
+
+    import km_search.cli.serve as serve
+    import km_search.http.app as http_app
+    from km_search.settings import Settings
+
+    seen = {}
+    monkeypatch.setattr(serve, "_settings", lambda: Settings(index_dir=tmp_path, workers=4, auth="none"))
+    monkeypatch.setattr(http_app, "create_app", lambda settings, service: seen.setdefault("workers", settings.workers))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
+    monkeypatch.setenv("KM_WORKERS", "4")
+    serve.serve(index="hr", host=None, port=None, workers=1, ray=None)
+    assert seen["workers"] == 1 and os.environ["KM_WORKERS"] == "1"
+
+
 def test_the_shared_socket_is_tcp_so_connections_get_nodelay():
     from km_search.cli.serve import _listening_socket
 
