@@ -51,7 +51,9 @@ STOPWORDS = frozenset(
 # better at passage level (hybrid nDCG@10 +0.4 / -0.1 / +2.6 points on the debian, python and django
 # sets) but worse end to end on two of three (docs/quality.md, "BM25 constants"), so these stay.
 K1, B = 1.2, 0.75
-HEADING_WEIGHT = 2.0  # an occurrence in the title or heading path counts twice (measured: docs/quality.md)
+# An occurrence in the title or heading path counts as one in the body: twice (FTS5-era default, tuned at
+# passage level on FAQ sets) lost to once on the bench of ten sets end to end (docs/quality.md, 2026-12-07).
+HEADING_WEIGHT = 1.0
 MAX_TF = 255  # occurrences stored per passage and column; BM25 saturates long before
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)  # unicode61: letters and digits; '_' separates
