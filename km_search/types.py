@@ -115,9 +115,11 @@ class Chunk:
     parts: tuple[Part, ...] = ()  # several short sections joined: each one's offset and link
 
     def indexed_text(self) -> str:
-        """What the embedder and the lexical index see: title and headings give the passage context."""
-        context = [self.title, *[h for h in self.heading_path if h != self.title]]
-        return " > ".join(c for c in context if c) + "\n" + self.text
+        """What the embedder reads: the document's title and the passage's own heading give its text
+        context. Not the whole heading path (the lexical index has it): a manual's chapter > section >
+        subsection took the model's tokens and made a document's passages alike (docs/quality.md)."""
+        heading = [h for h in self.heading_path if h != self.title][-1:]
+        return " > ".join(c for c in (self.title, *heading) if c) + "\n" + self.text
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,18 @@ def test_sections_headed_by_a_question_are_never_packed():
            Section("Use apt.", ("Upgrading", "How do I upgrade? "), anchor="how"),
            Section("Run it nightly.", ("Upgrading", "Schedule"), anchor="schedule"))
     assert pack_sections(faq, max_words=100) == [(s,) for s in faq]
+
+
+def test_the_embedded_text_names_the_title_and_the_passages_own_heading():
+    """A manual's chapter > section > subsection path took the model's tokens and made a document's
+    passages alike: the embedder reads the title and the nearest heading only (docs/quality.md)."""
+    from km_search.types import Chunk
+
+    def chunk(title, path):
+        return Chunk(doc_path="r.html", ordinal=0, text="Install it.", source="r.html", title=title, heading_path=path)
+
+    assert chunk("R Admin", ("R Admin", "6 Add-on packages", "6.3 Installing packages")).indexed_text() == \
+        "R Admin > 6.3 Installing packages\nInstall it."
+    assert chunk("Handbook", ("Handbook",)).indexed_text() == "Handbook\nInstall it."
+    assert chunk("", ("Setup",)).indexed_text() == "Setup\nInstall it."
+    assert chunk("", ()).indexed_text() == "\nInstall it."

@@ -43,7 +43,7 @@ def test_spans_are_offsets_into_the_chunk_text_and_cut_off_sentences_come_from_a
     first, *tails = embedder.texts
     assert first[0] == _chunk(text).indexed_text()
     # each later pass starts at the first sentence left out, under the same context line
-    assert len(tails) >= 2 and all(t[0].startswith("Handbook > Guide > Install\nStep ") for t in tails)
+    assert len(tails) >= 2 and all(t[0].startswith("Handbook > Install\nStep ") for t in tails)
     assert [tuple(s) for s in sentences.of_row(1)[0].tolist()] == [(0, 10)]
 
 
