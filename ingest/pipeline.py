@@ -236,7 +236,7 @@ def new_manifest(index: str, settings: Settings, embedder: Embedder, roots: Sequ
         "model": {"name": embedder.model_name, "backend": embedder.backend, "max_tokens": embedder.max_tokens},
         "chunking": {"chunk_words": settings.chunk_words, "chunk_overlap": settings.chunk_overlap,
                      "pack_document_words": settings.pack_document_words, "pack_words": settings.pack_words,
-                     "embedded_context": "title > heading"},  # what Chunk.indexed_text puts before the text
+                     "embedded_context": Chunk.EMBEDDED_CONTEXT},
         "roots": [str(r) if is_url(r) else str(Path(r).expanduser().resolve()) for r in roots],
     }
 

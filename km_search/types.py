@@ -7,6 +7,7 @@ exist only at the HTTP edge (http/schemas.py); everything in the core speaks the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ class Chunk:
     page: int | None = None
     anchor: str | None = None
     parts: tuple[Part, ...] = ()  # several short sections joined: each one's offset and link
+
+    # What indexed_text puts before the text, recorded in a snapshot's manifest: changing it must change
+    # this too, so the next ingest re-embeds every passage instead of mixing two kinds of vectors.
+    EMBEDDED_CONTEXT: ClassVar[str] = "title > heading"
 
     def indexed_text(self) -> str:
         """What the embedder reads: the document's title and the passage's own heading give its text

@@ -127,6 +127,22 @@ def test_changed_chunking_rebuilds_everything_and_says_why(corpus):
     assert full.added == 42 and full.full_rebuild == "asked for (--full)"
 
 
+def test_a_changed_embedded_context_rebuilds_everything(corpus, monkeypatch):
+    """An index embedded before `Chunk.indexed_text` changed what it puts before the text is re-embedded
+    whole at the next ingest, never mixed with passages embedded the new way."""
+    from km_search.types import Chunk
+
+    docs, settings = corpus
+    embedder = HashingEmbedder()
+    monkeypatch.setattr(Chunk, "EMBEDDED_CONTEXT", "title > heading path")
+    _run(docs, settings, embedder)
+    monkeypatch.undo()
+    report = _run(docs, settings, embedder)
+    assert report.added == 42 and report.unchanged == 0
+    assert "chunking settings changed" in report.full_rebuild and "title > heading" in report.full_rebuild
+    assert _run(docs, settings, embedder).unchanged == 42
+
+
 def test_untouched_shards_are_linked_not_rewritten(corpus):
     docs, settings = corpus
     embedder = HashingEmbedder()
