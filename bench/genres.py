@@ -144,7 +144,7 @@ def metrics(ranks: dict[str, int | None]) -> dict[str, float]:
 # tried before the default moved on 2026-12-02 are stated over that day's reference settings, so a
 # re-run measures the same thing.
 REFERENCE_SETTINGS = {"chunk_words": 300, "chunk_overlap": 60, "pack_document_words": 0, "pack_words": 0,
-                      "lexical_neighbor_weight": 0.15}
+                      "lexical_neighbor_weight": 0.15, "sentence_weight": 0.0}
 _BEFORE: dict[str, dict] = {
     "400/80 words": {"chunk_words": 400, "chunk_overlap": 80},
     "350/70 words": {"chunk_words": 350, "chunk_overlap": 70},
@@ -201,7 +201,7 @@ TODAY_RETIRED = {
     "long sections in 200-word passages",  # a section over 350 words cut in 200-word passages
     "long sections in 250-word passages",
 }
-VARIANTS.update(_TODAY)
+VARIANTS.update({name: {"sentence_weight": 0.0, **o} for name, o in _TODAY.items()})
 # The query-time weights re-measured once headings counted once in BM25 (2026-12-07), beside that
 # default in the same run: each was last measured under the 300/60-word defaults of 2026-12-02.
 HEADINGS_ONCE_REFERENCE = "default with headings once in BM25 (2026-12-07)"
@@ -215,7 +215,18 @@ _HEADINGS_ONCE: dict[str, dict] = {
     "dense neighbours 0.25": {"dense_neighbor_weight": 0.25},
     "200 candidates a retriever": {"candidates": 200},
 }
-VARIANTS.update(_HEADINGS_ONCE)
+VARIANTS.update({name: {"sentence_weight": 0.0, **o} for name, o in _HEADINGS_ONCE.items()})
+# The first page lifted by each passage's best stored sentence (2026-12-07, latest), beside the default
+# without it (the embedder reading title > own heading), in the same run.
+SENTENCE_REFERENCE = "no sentence lift (the default before, 2026-12-07)"
+_SENTENCE: dict[str, dict] = {
+    SENTENCE_REFERENCE: {"sentence_weight": 0.0},
+    "sentence weight 0.15 (adopted)": {"sentence_weight": 0.15},
+    "sentence weight 0.1": {"sentence_weight": 0.1},
+    "sentence weight 0.2": {"sentence_weight": 0.2},
+    "sentence weight 0.3": {"sentence_weight": 0.3},
+}
+VARIANTS.update(_SENTENCE)
 # measured with code since removed (Qdrant-style 3-sigma fusion) or changed (packing before list entries
 # were kept apart): in the tables, not re-runnable, never picked by leave-one-genre-out
 RETIRED = {"3-sigma fusion", "3-sigma fusion, dense 0.6", "short sections packed", "short documents packed (<= 1000 words)",
@@ -340,6 +351,8 @@ def _group(name: str) -> str:
         return "since"
     if name in _TODAY or name in TODAY_RETIRED:
         return "today"
+    if name in _SENTENCE:
+        return "sentence"
     return "headings once" if name in _HEADINGS_ONCE else "before"
 
 
@@ -429,6 +442,8 @@ def write_doc(results: dict, variants: dict) -> None:
         text = _replace_between(text, "VARIANTS TODAY", variants_table(results, variants, TODAY_REFERENCE))
         text = _replace_between(text, "VARIANTS HEADINGS ONCE", variants_table(results, variants, HEADINGS_ONCE_REFERENCE))
         text = _replace_between(text, "LOGO HEADINGS ONCE", leave_one_genre_out(results, variants, HEADINGS_ONCE_REFERENCE))
+        text = _replace_between(text, "VARIANTS SENTENCE", variants_table(results, variants, SENTENCE_REFERENCE))
+        text = _replace_between(text, "LOGO SENTENCE", leave_one_genre_out(results, variants, SENTENCE_REFERENCE))
     doc.write_text(text, encoding="utf-8")
 
 

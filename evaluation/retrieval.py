@@ -147,7 +147,7 @@ def _score_variants(settings, embedder, index: str, queries, judge, variants: Va
 
 def _retrieval_only(settings, index_dir: Path):
     """The settings of a throwaway index that only answers searches: no sentence vectors past the
-    first pass, whatever KM_SENTENCE_VECTORS says (only /ask reads them; search is the same)."""
+    first pass, whatever KM_SENTENCE_VECTORS says (search reads only the first pass's: it is the same)."""
     return settings.model_copy(update={"index_dir": index_dir, "sentence_vectors": "first-pass"})
 
 

@@ -145,6 +145,7 @@ def encode_chunks(chunks: Sequence[Chunk], embedder: Embedder,
     found: list[dict[tuple[int, int], np.ndarray]] = [
         {(int(a) - shift, int(b) - shift): v for (a, b), v in zip(spans, pooled)}
         for (spans, pooled), shift in zip(per_chunk, shifts)]
+    first_pass = [set(spans) for spans in found]
     while all_sentences:
         rest = [(row, [span for span in wanted[row] if span not in found[row]]) for row in range(len(chunks))]
         rest = [(row, spans) for row, spans in rest if spans]
@@ -166,12 +167,14 @@ def encode_chunks(chunks: Sequence[Chunk], embedder: Embedder,
             if not any(span in found[row] for span in spans):
                 wanted[row] = [span for span in wanted[row] if span in found[row]]
     dimension = vectors.shape[1] if vectors.ndim == 2 else 0
-    per_row = []
+    per_row, counts = [], []
     for row in range(len(chunks)):
         spans = [span for span in embedded_spans(chunks[row].text) if span in found[row]]
         per_row.append((np.asarray(spans, dtype=np.int32).reshape(-1, 2),
                         np.stack([found[row][span] for span in spans]) if spans else np.zeros((0, dimension), np.float32)))
-    return vectors, windows, SentenceVectors.of(per_row, dimension)
+        # the first pass pools the sentences inside the model's token limit: the first ones of the text
+        counts.append(sum(span in first_pass[row] for span in spans))
+    return vectors, windows, SentenceVectors.of(per_row, dimension, counts)
 
 
 def content_hash(path: Path) -> str:

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         description="Share of its best same-section neighbour's BM25 score a passage adds to its own (0: off; "
         "0.15 until 2026-12-04: off raised the bench's mean, docs/quality.md).",
     )
+    sentence_weight: float = Field(
+        0.15, ge=0.0, le=1.0,
+        description="Lift a first-page passage gets from its best sentence's similarity to the question, min-max "
+        "scaled over the page (0: off; docs/quality.md).",
+    )
     feedback_passages: int = Field(
         0, ge=0, le=20, description="Top passages whose centroid moves the dense query (Rocchio feedback); 0 turns it off."
     )

@@ -93,7 +93,9 @@ class QuestionAnswering:
         query = validated_query(query, self.settings)
         check_k(k, self.settings)
         retriever = self._retriever()
-        hits = retriever.search(query, k=k, mode=mode, filters=filters).hits  # type: ignore[arg-type]
+        # ranked as search ranks them, less the first page's lift by its best sentences, which the
+        # extractor weighs itself (docs/quality.md)
+        hits = retriever.search(query, k=k, mode=mode, filters=filters, sentences=False).hits  # type: ignore[arg-type]
         frequencies = self._frequencies(query, filters.groups if filters else None)
         return query, hits, rarity_weights(query_terms(query), *frequencies), frequencies
 

@@ -19,7 +19,9 @@ removed rows are hard-linked, not rewritten, so an update costs what changed.
 Format 3 added the documents' groups (access control), ingest root, modification time and metadata
 fingerprint (incremental ingest) and the raw vectors beside each shard; format 4 replaced the FTS5
 table with BM25 postings per shard; format 5 added each passage's window vectors and whether it
-continues the section of the chunk before it (context.py); format 6 its sentence vectors (context.py); older snapshots are refused
+continues the section of the chunk before it (context.py); format 6 its sentence vectors (context.py), and
+since 2026-12-07 how many of each passage's sentences its own forward pass pooled (optional: a format 6
+snapshot without it counts them all); older snapshots are refused
 with a message to rebuild (`km ingest`), which is always safe: snapshots are derived from the documents.
 
 A crash before `publish()` leaves only an unfinished folder that the next run deletes; the

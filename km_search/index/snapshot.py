@@ -134,15 +134,16 @@ class Snapshot:
             out[held] = self.contexts[number].windows.best(query, rows)
         return out
 
-    def sentence_vectors(self, ids: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    def sentence_vectors(self, ids: Sequence[int], first_pass: bool = False) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """Per chunk id, its stored sentence vectors: (spans (k, 2) of its text, unit vectors (k, d)),
-        or None when the snapshot does not hold the id."""
+        or None when the snapshot does not hold the id; with `first_pass`, only those pooled from the
+        passage's own forward pass (context.SentenceVectors)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(ids)
         for number, held, rows in self._locate(ids):
             sentences = self.contexts[number].sentences
             for position, row in zip(held.tolist(), rows.tolist()):
-                out[position] = sentences.of_row(row)
+                out[position] = sentences.of_row(row, first_pass)
         return out
 
     def dense_scores(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

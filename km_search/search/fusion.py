@@ -35,3 +35,15 @@ def convex_combination(dense: Ranked, lexical: Ranked, dense_weight: float = 0.7
         for item in d.keys() | l.keys()
     }
     return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+def lift_by(ranked: Ranked, evidence: Sequence[float], weight: float) -> list[tuple[int, float]]:
+    """Each item's score plus `weight` x its `evidence` min-max normalized over the list (NaN: none,
+    counted as the lowest), re-sorted; items of equal score keep their order. The lift is never
+    negative, so the list still ranks above any item that was below it."""
+    values = [e for e in evidence if e == e]
+    low, high = (min(values), max(values)) if values else (0.0, 0.0)
+    span = high - low
+    lifted = [(item, score + weight * ((e - low) / span if span > 0 and e == e else 0.0))
+              for (item, score), e in zip(ranked, evidence)]
+    return sorted(lifted, key=lambda pair: -pair[1])

@@ -18,7 +18,7 @@ from km_search.index.context import borrow_from_neighbors
 from km_search.index.lexical import LexicalScores
 from km_search.embedding.embedder import Embedder
 from km_search.embedding.rerank import Reranker
-from km_search.search.fusion import convex_combination, reciprocal_rank_fusion
+from km_search.search.fusion import convex_combination, lift_by, reciprocal_rank_fusion
 from km_search.search.grouping import group_ranked, grouped_depth
 from km_search.settings import Settings, cpu_cores
 from km_search.search.snippets import highlight
@@ -27,6 +27,8 @@ from km_search.index.snapshot import Snapshot, meta_from_row
 from km_search.types import DocumentGroup, Hit, Part, SearchFilters, SearchResult, part_at
 
 Mode = Literal["hybrid", "dense", "lexical"]
+# The passages that their best sentence reorders: the first page (10, 20 and 30 measured; docs/quality.md).
+FIRST_PAGE = 10
 
 
 @lru_cache(maxsize=1)
@@ -80,9 +82,12 @@ class Retriever:
         return cached
 
     def rank(
-        self, query: str, depth: int, mode: Mode = "hybrid", filters: SearchFilters | None = None
+        self, query: str, depth: int, mode: Mode = "hybrid", filters: SearchFilters | None = None,
+        sentences: bool = True,
     ) -> list[tuple[int, float, float | None, float | None]]:
         """(chunk id, fused score, dense score, lexical score), best first, at most `depth` long.
+        `sentences=False` leaves out the first page's lift by its best sentences: answers weigh each
+        sentence's similarity themselves, and counting it twice quoted the gold less (docs/quality.md).
 
         Filters, and the reader's access restriction they carry (`filters.groups`), restrict both
         retrievers to the allowed chunks before their top candidates are taken, so filtering never
@@ -112,6 +117,8 @@ class Retriever:
             dense = self.snapshot.dense_search(expanded, n, allowed)
             dense, lexical = self._in_context(expanded, dense, lexical, lexical_scores, n)
             fused = self._fuse(dense, lexical, mode)
+        if mode == "hybrid" and sentences and settings.sentence_weight and fused:
+            fused = self._by_best_sentence(query_vector, fused)
         if self.reranker is not None and mode == "hybrid":
             fused = self._rerank(query, fused)
         d, l = dict(dense), dict(lexical)
@@ -172,6 +179,17 @@ class Retriever:
             return reciprocal_rank_fusion([dense, lexical], k=self.settings.rrf_k)
         return convex_combination(dense, lexical, self.settings.dense_weight)
 
+    def _by_best_sentence(self, query_vector: np.ndarray, fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """The first page reordered by each passage's best sentence (the sentence vectors stored for
+        answers, those of the text the passage vector sees): a passage one of whose sentences says
+        what the question asks rises above one that is only about its topic, which the passage vector
+        and its fixed windows cannot tell apart."""
+        head = fused[:FIRST_PAGE]
+        stored = self.snapshot.sentence_vectors([cid for cid, _ in head], first_pass=True)
+        best = [float(np.max(found[1] @ query_vector)) if found is not None and len(found[1]) else float("nan")
+                for found in stored]
+        return lift_by(head, best, self.settings.sentence_weight) + list(fused[FIRST_PAGE:])
+
     def _rerank(self, query: str, fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """Reorder the head of the fused list with a cross-encoder; the tail keeps its order below it."""
         head, tail = fused[: self.settings.rerank_depth], fused[self.settings.rerank_depth :]
@@ -184,14 +202,14 @@ class Retriever:
 
     def search(
         self, query: str, k: int = 10, offset: int = 0, mode: Mode = "hybrid", filters: SearchFilters | None = None,
-        group: bool = False,
+        group: bool = False, sentences: bool = True,
     ) -> SearchResult:
         """The ranked passages `offset` to `offset + k`; with `group`, the documents `offset` to
         `offset + k` instead, each its best passage and its other passages among the candidates
         (search/grouping.py), and `hits` their best passages."""
         started = time.perf_counter()
         if group:
-            ranked = self.rank(query, grouped_depth(k, offset, self.settings.candidates), mode, filters)
+            ranked = self.rank(query, grouped_depth(k, offset, self.settings.candidates), mode, filters, sentences)
             pages = group_ranked(ranked, self.snapshot.document_ids(cid for cid, *_ in ranked), k, offset)
             made = iter(self.hits(query, [item for members in pages for item in members]))
             groups = []
@@ -200,7 +218,7 @@ class Retriever:
                 groups.append(DocumentGroup(best.doc_id, best.doc_path, best.title, best, tuple(more)))
             took = (time.perf_counter() - started) * 1000
             return SearchResult(tuple(g.best for g in groups), round(took, 2), groups=tuple(groups))
-        ranked = self.rank(query, offset + k, mode, filters)
+        ranked = self.rank(query, offset + k, mode, filters, sentences)
         hits = self.hits(query, ranked[offset : offset + k])
         took = (time.perf_counter() - started) * 1000
         return SearchResult(hits=tuple(hits), took_ms=round(took, 2))

@@ -214,6 +214,27 @@ def test_sentence_vectors_taken_and_joined_keep_each_rows_spans_and_vectors():
     assert joined.of_row(3)[1].shape == (0, 16)
 
 
+
+def test_search_reads_only_the_sentences_a_passages_own_pass_pooled_and_old_snapshots_count_all(tmp_path):
+    """A row's first sentences come from its passage's forward pass, the rest (KM_SENTENCE_VECTORS=all)
+    from a pass over its tail; the count survives take, join and a save, and a snapshot written
+    before it was stored counts every sentence as first-pass."""
+    from km_search.index.context import SentenceVectors, ShardContext, Windows
+
+    rng = np.random.default_rng(5)
+    per_row = [(np.array([[0, 5], [6, 9], [10, 14]][:k]), _unit(rng.normal(size=(k, 16))).astype(np.float32)) for k in (3, 1)]
+    sentences = SentenceVectors.of(per_row, 16, first_pass=[2, 1])
+    assert sentences.of_row(0, first_pass=True)[0].tolist() == [[0, 5], [6, 9]]
+    assert sentences.of_row(0)[0].tolist() == [[0, 5], [6, 9], [10, 14]]
+    joined = SentenceVectors.join([SentenceVectors.none(1, 16), sentences.take(np.array([1, 0]))], 16)
+    assert joined.first_pass.tolist() == [0, 1, 2] and joined.of_row(2, first_pass=True)[0].tolist() == [[0, 5], [6, 9]]
+    context = ShardContext(Windows.none(3, 16), np.zeros(3, bool), joined)
+    context.save(tmp_path / "ctx")
+    assert ShardContext.load(tmp_path / "ctx").sentences.first_pass.tolist() == [0, 1, 2]
+    (tmp_path / "ctx" / "sentence_first_pass.npy").unlink()  # as written before 2026-12-07
+    assert ShardContext.load(tmp_path / "ctx").sentences.first_pass.tolist() == [0, 1, 3]
+
+
 def _index_with_sentences(tmp_path, embedder, documents, base=None):
     from ingest.chunking import chunk_document
     from ingest.pipeline import encode_chunks

@@ -132,3 +132,41 @@ def test_a_hit_on_joined_sections_links_to_the_part_it_matched(tmp_path, fake_em
     # a quote links to the part it starts in, whichever part the hit itself was linked to
     assert context.source_at(context.text.index("Move billing")) == "adr/12.md#decision"
     assert context.source_at(0) == "adr/12.md#status"
+
+
+def test_the_first_page_is_lifted_by_its_best_sentence(tmp_path, fake_embedder, settings):
+    """Two passages about one topic: the one whose stored sentence says what the question asks
+    overtakes the one whose passage vector is closer, by the sentence weight, and only within the
+    first page."""
+    from km_search.index.context import SentenceVectors
+
+    query = "why did billing move"
+    q = fake_embedder.encode_query(query)
+    rng = np.random.default_rng(7)
+
+    def unit(v):
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    writer = SnapshotWriter(tmp_path / "s", {"name": "s"})
+    paths = ["close.md", "answers.md"] + [f"other{i}.md" for i in range(12)]
+    for i, path in enumerate(paths):
+        doc = Document(path, "md", (Section("Some text. More text.", (path,)),), DocumentMeta(title=path))
+        chunks = chunk_document(doc)
+        noise = unit(rng.normal(size=fake_embedder.dimension))
+        passage = {0: unit(q + 0.3 * noise), 1: unit(q + 0.6 * noise)}.get(i, unit(0.3 * q + noise))
+        sentence = q if path == "answers.md" else noise
+        writer.add(doc, SourceInfo(path, "h", 1), chunks, passage[None, :],
+                   sentences=SentenceVectors.of([(np.array([[0, 10]]), sentence[None, :])], fake_embedder.dimension))
+    writer.publish()
+    snapshot = Snapshot.open(tmp_path / "s")
+
+    def first(weight):
+        found = Retriever(snapshot, fake_embedder, settings.model_copy(update={"sentence_weight": weight})).search(query, k=3)
+        return [h.doc_path for h in found.hits][:2]
+
+    assert first(0.0) == ["close.md", "answers.md"]
+    assert first(0.15)[0] == "answers.md"
+    # a passage past the first page is not lifted, however good its sentence
+    ranked = Retriever(snapshot, fake_embedder, settings.model_copy(update={"sentence_weight": 1.0})).rank(query, 20)
+    assert [cid for cid, *_ in ranked[10:]] == [cid for cid, *_ in Retriever(
+        snapshot, fake_embedder, settings.model_copy(update={"sentence_weight": 0.0})).rank(query, 20)[10:]]
