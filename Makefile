@@ -8,7 +8,7 @@ CONSTRAINTS := -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install ocr-tools run test test-fast docs examples quality quality-configs bench clean
+.PHONY: install ocr-tools bench-tools run test test-fast docs examples quality quality-configs bench clean
 
 install: $(VENV)/.installed ocr-tools
 
@@ -48,8 +48,19 @@ quality: install  # the bench of many genres (~5 min quiet): baselines and the d
 quality-configs: install  # every configuration on the passage-level sets -> bench/quality.json, docs/quality.md
 	$(BIN)/python bench/quality.py
 
-bench: install  # performance (issue 9) -> bench/results.json, docs/performance.md; BENCH_QUICK=1, BENCH_SIZES=10k,100k,1m, BENCH_PARTS=embed,ingest,http
+bench: install bench-tools  # performance (issue 9) -> bench/results.json, docs/performance.md; BENCH_QUICK=1, BENCH_SIZES=10k,100k,1m, BENCH_PARTS=embed,ingest,http
 	$(BIN)/python bench/bench.py
+
+# What the bench reads and runs besides the project: the HTML of Debian's python3.11-doc (its large real
+# corpus: ingest, first_ingest, http_real) and wrk (concurrent clients: http, http_real). Installed when
+# missing and apt-get can run without asking (as root); otherwise a note, and those rows stay empty.
+bench-tools:
+	@{ test -d /usr/share/doc/python3.11/html && command -v wrk >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11-doc wrk; } \
+	         >/tmp/km-bench-tools.log 2>&1; then echo "installed python3.11-doc and wrk"; \
+	    else echo "could not install python3.11-doc and wrk (see /tmp/km-bench-tools.log)" >&2; fi; \
+	  else echo "note: the bench reads Debian's python3.11-doc and drives wrk (sudo apt-get install python3.11-doc wrk)" >&2; fi; }
 
 examples: install
 	$(BIN)/python examples/build_examples.py

@@ -100,6 +100,9 @@ def bench_embed() -> dict[str, Any]:
 def corpus_copy(root: Path, limit: int | None) -> Path:
     """A private copy of the corpus (a prefix of its HTML files when `limit`), which the incremental
     run may modify."""
+    if not root.is_dir():
+        raise SystemExit(f"bench corpus {root} is missing: `make bench` installs Debian's python3.11-doc "
+                         "(sudo apt-get install python3.11-doc), or set BENCH_PYDOC to another folder of HTML")
     target = Path(tempfile.mkdtemp(prefix="km-bench-corpus-"))
     if limit is None:
         shutil.copytree(root, target, dirs_exist_ok=True, symlinks=False)
@@ -479,6 +482,8 @@ def eval_queries() -> list[str]:
 
 def wrk(port: int, route: str, queries: list[str], connections: int, seconds: int) -> dict[str, Any] | None:
     if not shutil.which("wrk"):
+        print("wrk not found: the concurrent-client rows stay empty (`make bench` installs it; apt-get install wrk)",
+              file=sys.stderr, flush=True)
         return None
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         paths = ",".join(json.dumps(f"/{route}?q={quote(q)}&k=10") for q in queries)
