@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 Ranked = Sequence[tuple[int, float]]
@@ -41,9 +42,9 @@ def lift_by(ranked: Ranked, evidence: Sequence[float], weight: float) -> list[tu
     """Each item's score plus `weight` x its `evidence` min-max normalized over the list (NaN: none,
     counted as the lowest), re-sorted; items of equal score keep their order. The lift is never
     negative, so the list still ranks above any item that was below it."""
-    values = [e for e in evidence if e == e]
+    values = [e for e in evidence if not math.isnan(e)]
     low, high = (min(values), max(values)) if values else (0.0, 0.0)
     span = high - low
-    lifted = [(item, score + weight * ((e - low) / span if span > 0 and e == e else 0.0))
+    lifted = [(item, score + (weight * (e - low) / span if span > 0 and not math.isnan(e) else 0.0))
               for (item, score), e in zip(ranked, evidence)]
     return sorted(lifted, key=lambda pair: -pair[1])
