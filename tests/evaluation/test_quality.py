@@ -38,11 +38,11 @@ def test_km_eval_on_the_example_set_stays_above_its_floors(tmp_path):
 # MRR@10 of the default configuration end to end, a little under what it measured there, so a
 # change tuned on one genre that costs another fails here. The big FAQ manuals run in `make quality`.
 GENRE_FLOORS = {
-    "r_faq": 0.66,  # FAQ manual, Texinfo HTML
-    "adr_govuk_aws": 0.80,  # decision records, Markdown
-    "runbooks_prometheus": 0.85,  # runbooks, Markdown
-    "handbook_18f": 0.82,  # staff handbook, Markdown
-    "office_govuk_aws": 0.80,  # decision records as DOCX, PDF, PPTX
+    "r_faq": 0.68,  # FAQ manual, Texinfo HTML (0.719 on 2026-12-07)
+    "adr_govuk_aws": 0.80,  # decision records, Markdown (0.827)
+    "runbooks_prometheus": 0.87,  # runbooks, Markdown (0.905)
+    "handbook_18f": 0.84,  # staff handbook, Markdown (0.872)
+    "office_govuk_aws": 0.82,  # decision records as DOCX, PDF, PPTX (0.854)
 }
 
 
