@@ -62,8 +62,6 @@ class Question:
 
 def dump_set(set_dir: Path, docs: Path, index_dir: Path, index: str, depth: int, embedder) -> list[Question]:
     """Ingest `docs` into `index_dir/index` unless it is there, then every labelled question's top `depth`."""
-    import numpy as np
-
     from genres import labelled
     from ingest.pipeline import ingest
     from km_search.service import SearchService
@@ -79,14 +77,11 @@ def dump_set(set_dir: Path, docs: Path, index_dir: Path, index: str, depth: int,
         ranked = retriever.rank(q["text"], depth, sentences=False)
         ids = [cid for cid, *_ in ranked]
         rows = retriever.snapshot.chunk_rows(ids)
-        vector = retriever.embedder.encode_query(q["text"])
-        stored = retriever.snapshot.sentence_vectors(ids, first_pass=True)
+        best = retriever.snapshot.best_sentence_scores(retriever.embedder.encode_query(q["text"]), ids)
         candidates = [
-            Candidate(cid, fused, dense, lexical,
-                      float(np.max(found[1] @ vector)) if found is not None and len(found[1]) else float("nan"),
-                      judges[q["_id"]].matches(rows[cid]["text"]), rows[cid]["doc_path"],
-                      tuple(json.loads(rows[cid]["heading_path"])), rows[cid]["text"])
-            for (cid, fused, dense, lexical), found in zip(ranked, stored)]
+            Candidate(cid, fused, dense, lexical, float(sentence), judges[q["_id"]].matches(rows[cid]["text"]),
+                      rows[cid]["doc_path"], tuple(json.loads(rows[cid]["heading_path"])), rows[cid]["text"])
+            for (cid, fused, dense, lexical), sentence in zip(ranked, best)]
         out.append(Question(q["_id"], q["text"], candidates))
     return out
 

@@ -7,7 +7,7 @@ exist only at the HTTP edge (http/schemas.py); everything in the core speaks the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 
 @dataclass(frozen=True)
@@ -120,11 +120,16 @@ class Chunk:
     EMBEDDED_CONTEXT: ClassVar[str] = "title > heading"
 
     def indexed_text(self) -> str:
-        """What the embedder reads: the document's title and the passage's own heading give its text
-        context. Not the whole heading path (the lexical index has it): a manual's chapter > section >
-        subsection took the model's tokens and made a document's passages alike (docs/quality.md)."""
-        heading = [h for h in self.heading_path if h != self.title][-1:]
-        return " > ".join(c for c in (self.title, *heading) if c) + "\n" + self.text
+        """What the embedder reads (indexed_text below)."""
+        return indexed_text(self.title, self.heading_path, self.text)
+
+
+def indexed_text(title: str, heading_path: Sequence[str], text: str) -> str:
+    """What the embedder (and a reranker) reads: the document's title and the passage's own heading give
+    its text context. Not the whole heading path (the lexical index has it): a manual's chapter >
+    section > subsection took the model's tokens and made a document's passages alike (docs/quality.md)."""
+    heading = [h for h in heading_path if h != title][-1:]
+    return " > ".join(c for c in (title, *heading) if c) + "\n" + text
 
 
 @dataclass(frozen=True)

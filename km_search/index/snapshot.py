@@ -146,6 +146,12 @@ class Snapshot:
                 out[position] = sentences.of_row(row, first_pass)
         return out
 
+    def best_sentence_scores(self, query: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+        """Each chunk id's best cosine of its first-pass sentence vectors with the query (NaN: none,
+        or not held): the first page's lift in search."""
+        return np.array([float(np.max(found[1] @ query)) if found is not None and len(found[1]) else np.nan
+                         for found in self.sentence_vectors(ids, first_pass=True)], dtype=np.float64)
+
     def dense_scores(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each chunk id's pooled cosine with the query (0: not held) and best window cosine (NaN:
         no windows, or not held): what the context step rescores candidates with, in one call."""

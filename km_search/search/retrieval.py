@@ -24,7 +24,7 @@ from km_search.settings import Settings, cpu_cores
 from km_search.search.snippets import highlight
 from km_search.index.layout import parts_from_row
 from km_search.index.snapshot import Snapshot, meta_from_row
-from km_search.types import DocumentGroup, Hit, Part, SearchFilters, SearchResult, part_at
+from km_search.types import DocumentGroup, Hit, Part, SearchFilters, SearchResult, indexed_text, part_at
 
 Mode = Literal["hybrid", "dense", "lexical"]
 # The passages that their best sentence reorders: the first page (10, 20 and 30 measured; docs/quality.md).
@@ -42,12 +42,6 @@ def feedback_vector(query: np.ndarray, passages: np.ndarray, query_weight: float
         return query
     moved = query_weight * query + (1.0 - query_weight) * passages.mean(axis=0)
     return (moved / np.linalg.norm(moved)).astype(np.float32)
-
-
-def indexed_text(row) -> str:
-    """The text a reranker judges: title and headings give the passage its context, as at indexing."""
-    headings = [h for h in json.loads(row["heading_path"]) if h != row["title"]]
-    return " > ".join([row["title"], *headings]) + "\n" + row["text"]
 
 
 def _index_in(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -185,16 +179,15 @@ class Retriever:
         what the question asks rises above one that is only about its topic, which the passage vector
         and its fixed windows cannot tell apart."""
         head = fused[:FIRST_PAGE]
-        stored = self.snapshot.sentence_vectors([cid for cid, _ in head], first_pass=True)
-        best = [float(np.max(found[1] @ query_vector)) if found is not None and len(found[1]) else float("nan")
-                for found in stored]
-        return lift_by(head, best, self.settings.sentence_weight) + list(fused[FIRST_PAGE:])
+        best = self.snapshot.best_sentence_scores(query_vector, [cid for cid, _ in head])
+        return lift_by(head, best.tolist(), self.settings.sentence_weight) + list(fused[FIRST_PAGE:])
 
     def _rerank(self, query: str, fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """Reorder the head of the fused list with a cross-encoder; the tail keeps its order below it."""
         head, tail = fused[: self.settings.rerank_depth], fused[self.settings.rerank_depth :]
         rows = self.snapshot.chunk_rows(cid for cid, _ in head)
-        texts = [indexed_text(rows[cid]) for cid, _ in head]
+        texts = [indexed_text(rows[cid]["title"], json.loads(rows[cid]["heading_path"]), rows[cid]["text"])
+                 for cid, _ in head]  # judged as the embedder read them
         scores = self.reranker.score(query, texts)
         reranked = sorted(zip((cid for cid, _ in head), scores), key=lambda pair: -pair[1])
         floor = min((s for _, s in reranked), default=0.0)

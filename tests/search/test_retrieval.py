@@ -48,6 +48,7 @@ class KeywordReranker:
 
     def score(self, query, texts):
         self.calls += 1
+        self.texts = texts
         return [float(self.word in t) for t in texts]
 
 
@@ -58,6 +59,7 @@ def test_reranker_reorders_the_head_of_the_ranking(snapshot, fake_embedder, sett
     reranked = Retriever(snapshot, fake_embedder, settings, reranker).search("hotel London night", k=4)
     assert reranker.calls == 1
     assert reranked.hits[0].doc_path == "laptop.md"
+    assert "travel.md\n" + TEXTS["travel.md"] in reranker.texts  # judged as the embedder read it
     assert [h.score for h in reranked.hits] == sorted((h.score for h in reranked.hits), reverse=True)
 
 
