@@ -14,6 +14,11 @@ from typing import Iterator
 
 from km_search.types import Chunk, Document, Part, Section
 
+# How a passage's text is laid out, recorded in a snapshot's manifest: changing it re-chunks every
+# document at the next ingest. Each line of a section (a paragraph, a list item, a table row) starts
+# a line of the passage, so an answer never quotes two of them as one sentence.
+PASSAGE_TEXT = "lines kept"
+
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n+")
 
 
@@ -40,9 +45,13 @@ def _word_pieces(sentence: str, max_words: int) -> Iterator[str]:
         yield " ".join(words[i : i + max_words])
 
 
-def _units(text: str, max_words: int) -> list[str]:
-    """The sentences of `text`, none longer than a window: what windows are made of."""
-    return [piece for sentence in split_sentences(text) for piece in _word_pieces(sentence, max_words)]
+def _units(text: str, max_words: int) -> list[tuple[str, bool]]:
+    """The sentences of `text`, none longer than a window: what windows are made of; each with
+    whether it opens a line of `text` (a paragraph, a list item, a table row)."""
+    return [(piece, not k and not m)
+            for line in text.split("\n")
+            for k, sentence in enumerate(split_sentences(line))
+            for m, piece in enumerate(_word_pieces(sentence, max_words))]
 
 
 def _windows(units: list[str], max_words: int, overlap: int) -> list[range]:
@@ -116,13 +125,15 @@ def chunk_document(doc: Document, max_words: int = 150, overlap: int = 30,
     for run in runs:
         units: list[str] = []
         owner: list[int] = []  # the run's section each unit comes from
-        line_before: list[bool] = []  # the unit opens a joined part or follows its heading: joined by a newline
+        # the unit opens a line of its section, a joined part or follows its heading: joined by a
+        # newline, so a list item, a table row or a byline never runs into the next sentence
+        line_before: list[bool] = []
         for j, section in enumerate(run):
             heading = _units(section.heading_path[-1], max_words) if j and section.heading_path else []
-            pieces = _units(section.text, max_words)
-            units.extend(heading + pieces)
-            owner.extend([j] * (len(heading) + len(pieces)))
-            line_before.extend(bool(j) and (n == 0 or n == len(heading)) for n in range(len(heading) + len(pieces)))
+            pieces = heading + _units(section.text, max_words)
+            units.extend(piece for piece, _ in pieces)
+            owner.extend([j] * len(pieces))
+            line_before.extend(opens_line for _, opens_line in pieces)
         for window in _windows(units, max_words, overlap):
             members: list[int] = []
             offsets: list[int] = []

@@ -27,7 +27,7 @@ import numpy as np
 
 from km_search import __version__
 from km_search.index import dense
-from km_search.answers.extractive import embedded_spans
+from km_search.answers.extractive import embedded_spans, prose_spans
 from km_search.index.context import SentenceVectors, Windows
 from km_search.embedding.embedder import Embedder
 from km_search.errors import NothingToPublish
@@ -39,6 +39,7 @@ from km_search.types import Chunk, Document, DocumentMeta, Section
 
 from .discovery import SourceFile, scan, with_folder_metadata  # noqa: F401 - scan: part of this module's API
 from .sources import UPLOADS, Previous, Source, SourceContext, discover_all, index_roots, is_url, sources_for  # noqa: F401
+from .chunking import PASSAGE_TEXT
 from .metadata import superseding, supersessions
 from .workers import ParsedFile, ParsePool, Skipped, reason
 
@@ -130,8 +131,9 @@ def embed_batch(jobs, results, embedder: Embedder, all_sentences: bool = True) -
 def encode_chunks(chunks: Sequence[Chunk], embedder: Embedder,
                   all_sentences: bool = True) -> tuple[np.ndarray, Windows, SentenceVectors]:
     """One forward pass per chunk: its vector, its windows, and the vectors of the sentences an answer
-    scores in its text (the extractor's own spans, `embedded_spans`), pooled from the tokens of its
-    indexed text (heading context line, newline, text) and stored by their offsets in the text.
+    scores in its text (the extractor's own spans, `embedded_spans`) and of those search's lift reads
+    (`prose_spans`), pooled from the tokens of its indexed text (heading context line, newline, text)
+    and stored by their offsets in the text, the lift's first.
 
     The model sees a passage's first `max_tokens` tokens only: the sentences after those are pooled
     from one more pass over the rest of the passage under the same context line, so /ask embeds none;
@@ -140,8 +142,10 @@ def encode_chunks(chunks: Sequence[Chunk], embedder: Embedder,
     texts = [c.indexed_text() for c in chunks]
     shifts = [len(t) - len(c.text) for t, c in zip(texts, chunks)]
     wanted = [embedded_spans(c.text) for c in chunks]
+    searched = [prose_spans(c.text) for c in chunks]
     vectors, windows, per_chunk = embedder.encode_for_index(
-        texts, [[(a + shift, b + shift) for a, b in spans] for spans, shift in zip(wanted, shifts)])
+        texts, [[(a + shift, b + shift) for a, b in sorted({*mine, *lift})]
+                for mine, lift, shift in zip(wanted, searched, shifts)])
     found: list[dict[tuple[int, int], np.ndarray]] = [
         {(int(a) - shift, int(b) - shift): v for (a, b), v in zip(spans, pooled)}
         for (spans, pooled), shift in zip(per_chunk, shifts)]
@@ -169,11 +173,13 @@ def encode_chunks(chunks: Sequence[Chunk], embedder: Embedder,
     dimension = vectors.shape[1] if vectors.ndim == 2 else 0
     per_row, counts = [], []
     for row in range(len(chunks)):
-        spans = [span for span in embedded_spans(chunks[row].text) if span in found[row]]
+        # the lift reads the prose sentences the first pass pooled (those inside the model's token limit)
+        lift = [span for span in searched[row] if span in first_pass[row]]
+        read = set(lift)
+        spans = lift + [span for span in embedded_spans(chunks[row].text) if span in found[row] and span not in read]
         per_row.append((np.asarray(spans, dtype=np.int32).reshape(-1, 2),
                         np.stack([found[row][span] for span in spans]) if spans else np.zeros((0, dimension), np.float32)))
-        # the first pass pools the sentences inside the model's token limit: the first ones of the text
-        counts.append(sum(span in first_pass[row] for span in spans))
+        counts.append(len(lift))
     return vectors, windows, SentenceVectors.of(per_row, dimension, counts)
 
 
@@ -239,7 +245,7 @@ def new_manifest(index: str, settings: Settings, embedder: Embedder, roots: Sequ
         "model": {"name": embedder.model_name, "backend": embedder.backend, "max_tokens": embedder.max_tokens},
         "chunking": {"chunk_words": settings.chunk_words, "chunk_overlap": settings.chunk_overlap,
                      "pack_document_words": settings.pack_document_words, "pack_words": settings.pack_words,
-                     "embedded_context": Chunk.EMBEDDED_CONTEXT},
+                     "embedded_context": Chunk.EMBEDDED_CONTEXT, "passage_text": PASSAGE_TEXT},
         "roots": [str(r) if is_url(r) else str(Path(r).expanduser().resolve()) for r in roots],
     }
 

@@ -224,22 +224,28 @@ def heading_matches(heading: str, focus: str | None) -> bool:
     return bool(_FOCUS_HEADINGS[focus].search(heading.lower()))
 
 
-# Section names common in decision records, post-mortems and retrospectives. A passage keeps its
-# text on one line, so a PDF page's headings end up glued to the sentence after them ("Lessons
-# learned Retrying an operation ..."): a sentence opening with one of these names followed by a
-# capitalized word starts that section.
-_GLUED_HEADING = re.compile(
+# Section names common in decision records, post-mortems and retrospectives. A PDF page's headings
+# are lines of its text ("Lessons learned"), or glued to the sentence after them where the layout
+# ran them together ("Lessons learned Retrying an operation ..."): a line of one of these names, or
+# a sentence opening with one followed by a capitalized word, starts that section.
+_SECTION_NAME = (
     r"(?i:(lessons learned|lessons learnt|lessons|what we learned|what we learnt|learnings|action items|takeaways"
     r"|follow[- ]?ups|next steps|context|motivation|background|problem statement|problem|rationale"
     r"|summary|impact|timeline|root causes?|detection|resolution|what went well|what went wrong"
-    r"|decision|consequences|status|options considered|options|alternatives considered|alternatives))"
-    r"\s+(?=[\"“(•\x7f*-]?\s?[A-Z0-9])")
+    r"|decision|consequences|status|options considered|options|alternatives considered|alternatives))")
+_GLUED_HEADING = re.compile(_SECTION_NAME + r"\s+(?=[\"“(•\x7f*-]?\s?[A-Z0-9])")
+_HEADING_LINE = re.compile(_SECTION_NAME + r"\s*:?")
 
 
 def glued_heading(sentence: str) -> str | None:
-    """The section name a sentence opens with, when its heading was glued to it, else None."""
-    m = _GLUED_HEADING.match(sentence)
+    """The section name a sentence is, or opens with when its heading was glued to it, else None."""
+    m = _HEADING_LINE.fullmatch(sentence.strip()) or _GLUED_HEADING.match(sentence)
     return m.group(1) if m else None
+
+
+def is_heading_line(sentence: str) -> bool:
+    """The sentence is only a section name ("Lessons learned", "Context:"): a heading, not an answer."""
+    return _HEADING_LINE.fullmatch(sentence.strip()) is not None
 
 
 def headings_before(text: str, spans: Sequence[tuple[int, int]], fallback: str,
@@ -311,6 +317,13 @@ def embedded_spans(text: str, spans: Sequence[tuple[int, int]] | None = None) ->
     return out
 
 
+def prose_spans(text: str) -> list[tuple[int, int]]:
+    """`embedded_spans` of `text` read as running prose, its line breaks as spaces: a list's items and a
+    table's rows run together as the sentences they belong to. What search's first-page lift scores:
+    alone, a short line such as a table row matched questions by accident (docs/quality.md)."""
+    return embedded_spans(text, split_sentences(text.replace("\n", " ")))
+
+
 Stored = tuple[np.ndarray, np.ndarray]  # a passage's stored sentence vectors: (spans (k, 2), unit vectors (k, d))
 
 
@@ -368,7 +381,7 @@ def score_sentences(
         value = 0.1 * overlap + 0.2 * relative + 0.05 * length + 0.2 * answers_yes_no
         if restates(question_trigrams, texts[n]):
             value -= 0.3
-        body = not (repeats_title(texts[n], titles[i])
+        body = not (repeats_title(texts[n], titles[i]) or is_heading_line(texts[n])
                     or (not names_and_dates_answer and is_metadata_line(texts[n])))
         if not body:
             value -= NOT_BODY_PENALTY

@@ -21,7 +21,7 @@ class PartOut(BaseModel):
 
 
 class HitOut(BaseModel):
-    text: str
+    text: str = Field(description="The passage, one line per paragraph, list item or table row of its section.")
     source: str
     title: str
     score: float

@@ -13,6 +13,8 @@ scores (its own splitter's spans, mapped to tokens by the tokenizer's character 
 compares the question with stored sentence vectors instead of embedding every candidate sentence at
 query time. Each vector is stored with the character span of the passage text it pools, int8 like
 the windows; a sentence the model never saw (past its token limit) has none and is embedded when asked.
+Search's first-page lift reads the sentences of the text as prose, a list's or table's lines run
+together (`prose_spans`): where those differ from the extractor's, both are stored.
 
 Neighbours: long sections are cut into several passages, and an answer cut by a boundary leaves
 evidence in both. A passage that continues the section of the chunk before it (same document,
@@ -143,13 +145,14 @@ class Windows:
 @dataclass
 class SentenceVectors:
     """The sentence vectors of a run of passages: row i's are [vectors.offsets[i], vectors.offsets[i+1]),
-    each with the (start, end) characters of the passage text it pools. A row's first `first_pass[i]`
-    sentences were pooled from the passage's own forward pass, the rest from a pass over its tail
-    (KM_SENTENCE_VECTORS=all): search reads only the former, so it ranks the same either way."""
+    each with the (start, end) characters of the passage text it pools. A row's first `searched[i]`
+    are those search's lift reads: its prose sentences pooled from the passage's own forward pass.
+    The rest are the answer extractor's own (lines, list items) and those pooled from a pass over the
+    passage's tail (KM_SENTENCE_VECTORS=all), which search never reads, so it ranks the same either way."""
 
     vectors: Windows  # int8 codes and scales, laid out per row as windows are
     spans: np.ndarray  # int32 (sentences, 2)
-    first_pass: np.ndarray  # int64 (rows,)
+    searched: np.ndarray  # int64 (rows,)
 
     @property
     def rows(self) -> int:
@@ -157,11 +160,11 @@ class SentenceVectors:
 
     @classmethod
     def of(cls, per_row: Sequence[tuple[np.ndarray, np.ndarray]], dimension: int,
-           first_pass: Sequence[int] | None = None) -> "SentenceVectors":
+           searched: Sequence[int] | None = None) -> "SentenceVectors":
         """From (spans (k, 2), float vectors (k, d)) per passage (k may be 0), and how many of each
-        passage's sentences its own forward pass pooled (None: all)."""
+        passage's sentences, its first, search reads (None: all)."""
         spans = [np.asarray(s, dtype=np.int32).reshape(-1, 2) for s, _ in per_row]
-        counts = [len(s) for s in spans] if first_pass is None else list(first_pass)
+        counts = [len(s) for s in spans] if searched is None else list(searched)
         return cls(Windows.of([v for _, v in per_row], dimension),
                    np.concatenate(spans) if spans else np.zeros((0, 2), np.int32), np.asarray(counts, dtype=np.int64))
 
@@ -175,20 +178,20 @@ class SentenceVectors:
         rows = np.arange(self.rows)[rows]
         starts, ends = np.asarray(self.vectors.offsets)[rows], np.asarray(self.vectors.offsets)[rows + 1]
         return SentenceVectors(self.vectors.take(rows), np.asarray(self.spans)[_spans(starts, ends - starts)],
-                               np.asarray(self.first_pass)[rows])
+                               np.asarray(self.searched)[rows])
 
     @staticmethod
     def join(parts: Sequence["SentenceVectors"], dimension: int) -> "SentenceVectors":
         return SentenceVectors(Windows.join([p.vectors for p in parts], dimension),
                                np.concatenate([np.asarray(p.spans) for p in parts]) if parts else np.zeros((0, 2), np.int32),
-                               np.concatenate([np.asarray(p.first_pass) for p in parts]) if parts else np.zeros(0, np.int64))
+                               np.concatenate([np.asarray(p.searched) for p in parts]) if parts else np.zeros(0, np.int64))
 
-    def of_row(self, row: int, first_pass: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def of_row(self, row: int, searched: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(spans (k, 2), float32 unit vectors (k, d)) of one row, decoded from int8; with
-        `first_pass`, only those its passage's own forward pass pooled."""
+        `searched`, only those search's lift reads."""
         a, b = int(self.vectors.offsets[row]), int(self.vectors.offsets[row + 1])
-        if first_pass:
-            b = min(b, a + int(self.first_pass[row]))
+        if searched:
+            b = min(b, a + int(self.searched[row]))
         vectors = np.asarray(self.vectors.codes[a:b], dtype=np.float32) * np.asarray(self.vectors.scales[a:b])[:, None]
         return np.asarray(self.spans[a:b]), vectors
 
@@ -208,7 +211,7 @@ class ShardContext:
         arrays = {"offsets": self.windows.offsets, "codes": self.windows.codes, "scales": self.windows.scales,
                   "continues": self.continues, "sentence_offsets": s.vectors.offsets, "sentence_spans": s.spans,
                   "sentence_codes": s.vectors.codes, "sentence_scales": s.vectors.scales,
-                  "sentence_first_pass": s.first_pass}
+                  "sentence_first_pass": s.searched}  # the file keeps its first name
         for name in (*_FILES, *_SENTENCE_FILES, "sentence_first_pass"):
             np.save(folder / f"{name}.npy", arrays[name])
 
@@ -217,13 +220,13 @@ class ShardContext:
         """Memory-mapped: a query reads only its candidates' windows and sentences."""
         # plain arrays over the mapping: indexing a np.memmap costs ~10 us of wrapping per call
         a = {name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r")) for name in (*_FILES, *_SENTENCE_FILES)}
-        # snapshots written before 2026-12-07 do not say which sentences the first pass pooled: all of
-        # them did in the default first-pass mode (an index built with KM_SENTENCE_VECTORS=all before
-        # then lets search read its tails' sentences too, until it is rebuilt)
+        # snapshots written before 2026-12-07 do not say which sentences search reads: all of them, in
+        # the default first-pass mode (an index built with KM_SENTENCE_VECTORS=all before then lets
+        # search read its tails' sentences too, until it is rebuilt)
         first = folder / "sentence_first_pass.npy"
-        first_pass = np.load(first) if first.exists() else np.diff(a["sentence_offsets"])
+        searched = np.load(first) if first.exists() else np.diff(a["sentence_offsets"])
         sentences = SentenceVectors(Windows(a["sentence_offsets"], a["sentence_codes"], a["sentence_scales"]),
-                                    a["sentence_spans"], first_pass)
+                                    a["sentence_spans"], searched)
         return cls(Windows(a["offsets"], a["codes"], a["scales"]), a["continues"], sentences)
 
 

@@ -134,23 +134,23 @@ class Snapshot:
             out[held] = self.contexts[number].windows.best(query, rows)
         return out
 
-    def sentence_vectors(self, ids: Sequence[int], first_pass: bool = False) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    def sentence_vectors(self, ids: Sequence[int], searched: bool = False) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """Per chunk id, its stored sentence vectors: (spans (k, 2) of its text, unit vectors (k, d)),
-        or None when the snapshot does not hold the id; with `first_pass`, only those pooled from the
-        passage's own forward pass (context.SentenceVectors)."""
+        or None when the snapshot does not hold the id; with `searched`, only those search's lift
+        reads (context.SentenceVectors)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(ids)
         for number, held, rows in self._locate(ids):
             sentences = self.contexts[number].sentences
             for position, row in zip(held.tolist(), rows.tolist()):
-                out[position] = sentences.of_row(row, first_pass)
+                out[position] = sentences.of_row(row, searched)
         return out
 
     def best_sentence_scores(self, query: np.ndarray, ids: Sequence[int]) -> np.ndarray:
-        """Each chunk id's best cosine of its first-pass sentence vectors with the query (NaN: none,
+        """Each chunk id's best cosine of its searched sentence vectors with the query (NaN: none,
         or not held): the first page's lift in search."""
         return np.array([float(np.max(found[1] @ query)) if found is not None and len(found[1]) else np.nan
-                         for found in self.sentence_vectors(ids, first_pass=True)], dtype=np.float64)
+                         for found in self.sentence_vectors(ids, searched=True)], dtype=np.float64)
 
     def dense_scores(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each chunk id's pooled cosine with the query (0: not held) and best window cosine (NaN:

@@ -283,7 +283,7 @@
     .panel[hidden], .answer[hidden], .more[hidden] { display: none; }
     .answer { margin: .5rem; padding: .65rem .8rem; border-radius: .5rem; background: var(--_soft); }
     .answer-label { font-size: .75rem; font-weight: 600; letter-spacing: .04em; text-transform: uppercase; color: var(--_muted); }
-    .answer-text { margin: .2rem 0 .35rem; }
+    .answer-text { margin: .2rem 0 .35rem; white-space: pre-line; }
     .answer ol { margin: 0; padding-left: 1.3rem; font-size: .85rem; color: var(--_muted); }
     a { color: var(--_accent); }
     a.cite { text-decoration: none; font-size: .8em; vertical-align: super; }

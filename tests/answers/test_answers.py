@@ -339,6 +339,22 @@ def test_a_heading_glued_to_its_first_sentence_names_the_section():
     assert glued_heading("Context is everything here.") is None  # no capital after: prose
 
 
+def test_a_heading_on_its_own_line_names_the_section_and_is_never_quoted(fake_embedder):
+    """A PDF page keeps its headings as lines of the passage: "Lessons learned" alone on a line."""
+    text = (POSTMORTEM + "\nPriya Raman, Aisha Bello - 2023-11-09\nSummary\n"
+            "Workers charged 212 customers twice during the monthly run.\n"
+            "Lessons learned:\nRetrying an operation that moves money is only safe when it is idempotent.")
+    spans = split_sentences(text)
+    assert headings_before(text, spans, "")[-3:] == ["Summary", "Lessons learned", "Lessons learned"]
+    assert glued_heading("Lessons learned:") == "Lessons learned" and glued_heading("Lessons are learned") is None
+    hits = [Hit(chunk_id=1, text=text, source="p.pdf#page=1", title=POSTMORTEM, score=1.0, page=1, doc_id=1)]
+    for question, expected in (("what did we learn from the duplicate invoices incident", "Retrying an operation"),
+                               ("summary: were customers charged twice?", "Workers charged 212 customers")):
+        answer = extract_answer(question, hits, fake_embedder.encode,
+                                {"learn": 1.0, "duplicate": 2.0, "invoices": 2.0, "summary": 2.0}, AnswerParams(0.0))
+        assert answer.text.startswith(expected), answer.text  # not the heading line before it
+
+
 def test_a_lesson_question_is_answered_from_the_lessons_not_the_header(fake_embedder):
     text = (POSTMORTEM + " Priya Raman, Aisha Bello - 2023-11-09 Incident SEV-1 2023-017. "
             "Summary The duplicate invoices incident charged 212 customers twice during the monthly invoice run. "

@@ -146,7 +146,9 @@ def test_ask_scores_with_sentence_vectors_stored_at_ingest(server, workspace):
             stored = snapshot.sentence_vectors([h["chunk_id"] for h in hits])
             for h, (spans, vectors) in zip(hits, stored):
                 own = embedded_spans(h["text"])
-                assert [tuple(s) for s in spans.tolist()] == own[: len(spans)] and len(spans) > 0
+                # search's prose sentences come first; the extractor's own are the first ones of the text
+                kept = sorted(tuple(s) for s in spans.tolist() if tuple(s) in set(own))
+                assert kept == own[: len(kept)] and kept
                 assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=0.02)
             query_time = km({**env, "KM_ANSWER_STORED_SENTENCES": "false"}, "ask", QUERIES[qid], "--index", "example", "--json")
             assert quotes_gold(body["answer"], GOLD[qid]["answer"])

@@ -223,16 +223,16 @@ def test_search_reads_only_the_sentences_a_passages_own_pass_pooled_and_old_snap
 
     rng = np.random.default_rng(5)
     per_row = [(np.array([[0, 5], [6, 9], [10, 14]][:k]), _unit(rng.normal(size=(k, 16))).astype(np.float32)) for k in (3, 1)]
-    sentences = SentenceVectors.of(per_row, 16, first_pass=[2, 1])
-    assert sentences.of_row(0, first_pass=True)[0].tolist() == [[0, 5], [6, 9]]
+    sentences = SentenceVectors.of(per_row, 16, searched=[2, 1])
+    assert sentences.of_row(0, searched=True)[0].tolist() == [[0, 5], [6, 9]]
     assert sentences.of_row(0)[0].tolist() == [[0, 5], [6, 9], [10, 14]]
     joined = SentenceVectors.join([SentenceVectors.none(1, 16), sentences.take(np.array([1, 0]))], 16)
-    assert joined.first_pass.tolist() == [0, 1, 2] and joined.of_row(2, first_pass=True)[0].tolist() == [[0, 5], [6, 9]]
+    assert joined.searched.tolist() == [0, 1, 2] and joined.of_row(2, searched=True)[0].tolist() == [[0, 5], [6, 9]]
     context = ShardContext(Windows.none(3, 16), np.zeros(3, bool), joined)
     context.save(tmp_path / "ctx")
-    assert ShardContext.load(tmp_path / "ctx").sentences.first_pass.tolist() == [0, 1, 2]
+    assert ShardContext.load(tmp_path / "ctx").sentences.searched.tolist() == [0, 1, 2]
     (tmp_path / "ctx" / "sentence_first_pass.npy").unlink()  # as written before 2026-12-07
-    assert ShardContext.load(tmp_path / "ctx").sentences.first_pass.tolist() == [0, 1, 3]
+    assert ShardContext.load(tmp_path / "ctx").sentences.searched.tolist() == [0, 1, 3]
 
 
 def _index_with_sentences(tmp_path, embedder, documents, base=None):

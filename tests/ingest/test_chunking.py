@@ -13,6 +13,14 @@ def test_split_sentences_keeps_lines_and_sentences():
     assert split_sentences("  \n ") == []
 
 
+def test_a_passage_keeps_the_lines_of_its_section():
+    """A byline, a list item or a table row starts a line of the passage, so an answer never quotes it
+    run together with the next sentence; sentences of one paragraph stay on one line."""
+    text = "Tomás Herrera - 2025-03-10\nThis guide explains it. It is short.\n- Open ServiceDesk\n- Pick a model\nOS | Model"
+    assert window_text(text, 50, 10) == [text]
+    assert window_text("One paragraph.  Two sentences.", 50, 10) == ["One paragraph. Two sentences."]
+
+
 def test_short_text_is_one_window():
     assert window_text("A short passage. Two sentences.", 50, 10) == ["A short passage. Two sentences."]
 

@@ -47,6 +47,22 @@ def test_spans_are_offsets_into_the_chunk_text_and_cut_off_sentences_come_from_a
     assert [tuple(s) for s in sentences.of_row(1)[0].tolist()] == [(0, 10)]
 
 
+def test_search_reads_the_prose_sentences_and_answers_their_own_lines():
+    """A list's lines are sentences to the extractor, which quotes one item; search's lift reads the
+    text as prose (`prose_spans`), lines run together, as it was measured (docs/quality.md). Both
+    are pooled from the one forward pass; the lift's come first and are the row's `searched`."""
+    from ingest.pipeline import encode_chunks
+    from km_search.answers.extractive import prose_spans
+
+    text = "Before you restart the service, check these:\n- the disk is not full\n- the config parses\nThen restart it."
+    _, _, sentences = encode_chunks([_chunk(text)], HashingEmbedder())
+    spans = [tuple(s) for s in sentences.of_row(0)[0].tolist()]
+    searched = [tuple(s) for s in sentences.of_row(0, searched=True)[0].tolist()]
+    assert searched == prose_spans(text) == spans[: len(searched)]
+    assert set(embedded_spans(text)) <= set(spans) and set(embedded_spans(text)) != set(searched)
+    assert [text[a:b] for a, b in embedded_spans(text)][1] == "- the disk is not full"
+
+
 def test_first_pass_only_leaves_the_cut_off_sentences_to_ask_and_changes_nothing_search_reads():
     """KM_SENTENCE_VECTORS=first-pass: one forward pass per passage; its passage and window vectors
     are those of a full ingest, its sentence vectors the ones inside that pass."""
