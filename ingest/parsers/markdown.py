@@ -1,11 +1,19 @@
-"""Markdown: YAML front matter for metadata, headings for sections, GitHub slugs for anchors."""
+"""Markdown: YAML front matter for metadata, headings for sections, GitHub slugs for anchors.
+
+Handbooks and runbooks are often the sources of a static site, whose template tags a reader never
+sees: Liquid / Jekyll / Eleventy / Nunjucks (`{% page "/leave/" %}`, `{% alert %}…{% endalert %}`)
+and Hugo shortcodes (`{{< ref "x.md" >}}`, `{{% notice %}}`). Outside code, a tag that is a link's
+target becomes the path it names (so the link reads as its text), a comment block goes with its text,
+and every other tag goes, the text between paired tags kept. `{{ expression }}` stays: pages about
+templates write it in prose.
+"""
 
 from __future__ import annotations
 
 import html
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from markdown_it import MarkdownIt
@@ -34,10 +42,67 @@ _KNOWN_KEYS = frozenset(
     "title author authors date created modified updated project type doc_type tags status groups".split()
 )
 _TEXT_CHILDREN = {"text", "text_special", "code_inline"}
+_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(``[^\n]*?``|`[^`\n]*`)")
+_TEMPLATE = r"\{%-?.*?-?%\}|\{\{<.*?>\}\}|\{\{%.*?%\}\}"
+_TEMPLATE_TAG = re.compile(_TEMPLATE, re.DOTALL)
+_TEMPLATE_LINK = re.compile(rf"\]\(\s*({_TEMPLATE})\s*\)", re.DOTALL)
+_TEMPLATE_COMMENT = re.compile(r"\{%-?\s*comment\s*-?%\}.*?\{%-?\s*endcomment\s*-?%\}", re.DOTALL)
+_QUOTED = re.compile(r"\"([^\"]*)\"|'([^']*)'")
 
 
 def parse(path: Path, rel_path: str) -> Document:
-    return parse_source(decode_text(read_bytes(path)), path, rel_path)
+    return parse_source(map_prose(decode_text(read_bytes(path)), without_template_tags), path, rel_path)
+
+
+def map_prose(source: str, clean: Callable[[list[str]], list[str]]) -> str:
+    """`source` with `clean` applied to each run of lines outside its front matter and code fences."""
+    source = source.replace("\r\n", "\n").replace("\r", "\n")
+    m = _FRONT_MATTER.match(source)
+    head, rest = (source[: m.end()], source[m.end():]) if m else ("", source)
+    out: list[str] = []
+    prose: list[str] = []
+    fence: str | None = None
+    for line in rest.split("\n"):
+        if fence is not None:
+            out.append(line)
+            if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
+                fence = None
+            continue
+        if m := _FENCE.match(line):
+            out.extend(clean(prose))
+            prose = []
+            fence = m[1]
+            out.append(line)
+            continue
+        prose.append(line)
+    out.extend(clean(prose))
+    return head + "\n".join(out)
+
+
+def outside_code_spans(lines: list[str], clean: Callable[[str], str]) -> list[str]:
+    """The lines with `clean` applied to their text outside inline code spans."""
+    pieces = _CODE_SPAN.split("\n".join(lines))
+    for i in range(0, len(pieces), 2):  # even pieces are outside code spans
+        pieces[i] = clean(pieces[i])
+    return "".join(pieces).split("\n") if lines else []
+
+
+def without_template_tags(lines: list[str]) -> list[str]:
+    """Prose lines without static-site template tags (module docstring); a link to a tag links to
+    the path it names, or to nothing."""
+    def clean(text: str) -> str:
+        text = _TEMPLATE_COMMENT.sub("", text)
+        text = _TEMPLATE_LINK.sub(lambda m: f"]({link_target(m[1])})", text)
+        return _TEMPLATE_TAG.sub("", text)
+    return outside_code_spans(lines, clean)
+
+
+def link_target(tag: str) -> str:
+    """The first quoted argument of a template tag, as a link destination ('#' without one)."""
+    m = _QUOTED.search(tag)
+    target = (m[1] if m[1] is not None else m[2]) if m else ""
+    return target.strip().replace(" ", "%20") or "#"
 
 
 def parse_source(source: str, path: Path, rel_path: str) -> Document:

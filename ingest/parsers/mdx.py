@@ -12,12 +12,10 @@ from pathlib import Path
 from km_search.types import Document
 
 from ._common import decode_text, read_bytes
-from .markdown import _FRONT_MATTER, parse_source
+from .markdown import map_prose, outside_code_spans, parse_source
 
 
-_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _ESM = re.compile(r"^(?:import|export)\b")
-_CODE_SPAN = re.compile(r"(``[^\n]*?``|`[^`\n]*`)")
 _JSX_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.DOTALL)
 # A component starts with a capital (lower-case tags are HTML, which the Markdown parser handles);
 # attribute values may hold '>' inside quotes or braces.
@@ -32,27 +30,7 @@ def parse(path: Path, rel_path: str) -> Document:
 
 def strip_mdx(source: str) -> str:
     """The Markdown of an MDX file: front matter and code blocks as they are, JSX and ESM removed."""
-    source = source.replace("\r\n", "\n").replace("\r", "\n")
-    m = _FRONT_MATTER.match(source)
-    head, rest = (source[: m.end()], source[m.end():]) if m else ("", source)
-    out: list[str] = []
-    prose: list[str] = []
-    fence: str | None = None
-    for line in rest.split("\n"):
-        if fence is not None:
-            out.append(line)
-            if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
-                fence = None
-            continue
-        if m := _FENCE.match(line):
-            out.extend(clean_prose(prose))
-            prose = []
-            fence = m[1]
-            out.append(line)
-            continue
-        prose.append(line)
-    out.extend(clean_prose(prose))
-    return head + "\n".join(out)
+    return map_prose(source, clean_prose)
 
 
 def clean_prose(lines: list[str]) -> list[str]:
@@ -65,9 +43,4 @@ def clean_prose(lines: list[str]) -> list[str]:
             continue
         in_esm = bool(_ESM.match(line))
         kept.append("" if in_esm else line)
-    pieces = _CODE_SPAN.split("\n".join(kept))
-    for i in range(0, len(pieces), 2):  # even pieces are outside code spans
-        text = _JSX_COMMENT.sub("", pieces[i])
-        text = _JSX_TAG.sub("", text)
-        pieces[i] = _EXPRESSION.sub("", text)
-    return "".join(pieces).split("\n") if lines else []
+    return outside_code_spans(kept, lambda text: _EXPRESSION.sub("", _JSX_TAG.sub("", _JSX_COMMENT.sub("", text))))

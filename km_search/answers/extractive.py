@@ -196,8 +196,10 @@ _REASON_HEADING = re.compile(r"\b(context|motivation|why|problem|background|rati
 _LESSON_HEADING = re.compile(
     r"\b(lessons?|learn|learned|learnt|action items?|takeaways?|follow[- ]?ups?|what went wrong|next steps)\b")
 _OUTCOME_HEADING = re.compile(
-    r"\b(decisions?|decided|outcome|proposal|solution|mitigation|remediation|resolution|fix|workaround)\b")
-_DEFINITION_QUESTION = re.compile(r"^\W*(what|who)('s| is| are| was| were)\b|\bmean(s|ing)?\b|\bstand for\b")
+    r"\b(decisions?|decided|outcome|proposal|solution|mitigation|remediation|resolution|fix|workaround"
+    r"|steps|procedure|instructions)\b")
+_DEFINITION_QUESTION = re.compile(
+    r"^\W*(what|who)('s| is| are| was| were)\b(?! the (steps|procedure|process)\b)|\bmean(s|ing)?\b|\bstand for\b")
 _FOCUS_HEADINGS = {"reasons": _REASON_HEADING, "lessons": _LESSON_HEADING, "outcome": _OUTCOME_HEADING}
 _WHO_WHEN_QUESTION = re.compile(r"^\W*(who|whom|whose|when)\b")
 _DATE_OR_ID = re.compile(

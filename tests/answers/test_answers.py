@@ -320,6 +320,9 @@ def test_question_focus():
     assert question_focus("what did we learn from the duplicate invoices incident") == "lessons"
     assert question_focus("what are the action items of the outage?") == "lessons"
     assert question_focus("who approves laptop requests?") == "outcome"  # what is done, as a record decides it
+    assert question_focus("what is an overlap window?") is None  # what something is
+    assert question_focus("what are the steps to rotate an api key") == "outcome"  # what is done: its steps
+    assert question_focus("what is the procedure for a lost laptop?") == "outcome"
 
 
 def test_headings_that_answer_a_focus():
@@ -327,6 +330,7 @@ def test_headings_that_answer_a_focus():
     assert heading_matches("Lessons learned", "lessons") and heading_matches("Action items", "lessons")
     assert not heading_matches("Consequences", "reasons") and not heading_matches("Timeline", "lessons")
     assert not heading_matches("Context", None)
+    assert heading_matches("Rotation steps", "outcome") and heading_matches("Install instructions", "outcome")
 
 
 def test_a_heading_glued_to_its_first_sentence_names_the_section():

@@ -139,6 +139,23 @@ def to_erb(markdown: str) -> str:
     return ERB_FRONT + "\n".join(out) + "\n<%= partial \"footer\", locals: { edit_url: current_page.url } %>\n"
 
 
+
+def test_static_site_template_tags_are_dropped_outside_code(tmp_path):
+    """Liquid / Jekyll / Eleventy and Hugo tags: a link to a tag reads as its text, paired tags keep
+    the text between them, comments go; code, inline code and `{{ expressions }}` stay as written."""
+    page = tmp_path / "leave.md"
+    page.write_text(
+        "# Leave\n\n{%- alert \"Updated\" -%}\nAsk in {% slack_channel \"dc\" %} or read the "
+        "[leave policy]({% page '/leave/#annual leave' %}), [runbook]( {{< ref \"x.md\" >}} ) and "
+        "[notes]({{% relref %}}).\n{% endalert %}\n{% comment %}\nold text\n{% endcomment %}\n"
+        "Use `{% page \"x\" %}` in {{ site.title }}.\n\n```liquid\n{% if a %}{{ b }}{% endif %}\n```\n")
+    section = parse_file(page, "leave.md").sections[0]
+    assert section.text.split("\n") == [
+        "Ask in or read the leave policy, runbook and notes.",
+        'Use {% page "x" %} in {{ site.title }}.',
+        "{% if a %}{{ b }}{% endif %}",
+    ]
+
 @pytest.mark.parametrize("name", ["pkgtools.md.erb", "pkgtools.html.md.erb"])
 def test_erb_templates_lose_their_tags_and_read_as_markdown(tmp_path, real, name):
     markdown = real.markdown(real.chapter("pkgtools"))

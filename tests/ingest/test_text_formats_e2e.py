@@ -67,7 +67,13 @@ def corpus(tmp_path_factory, real):
         (docs / folder).mkdir(parents=True)
     expected: dict[str, str] = {}
 
-    (docs / "handbook" / "customizing.markdown").write_text(real.markdown(real.chapter("customizing")))
+    # the source of a static site: Liquid (Jekyll, Eleventy) and Hugo template tags around real text
+    (docs / "handbook" / "customizing.markdown").write_text(
+        '{% alert "Read this first" %}\nSee [the support chapter]({% page "/faq/support/" %}) and '
+        '[kernel packages]({{< ref "kernel.md" >}}) before you customize the console.\n{% endalert %}\n'
+        "{% comment %}draft: rewrite this page for trixie{% endcomment %}\n\n"
+        + real.markdown(real.chapter("customizing"))
+        + "\nA template that sets the font:\n\n```\n{% raw %}{{ console_font }}{% endraw %}\n```\n")
     expected["How do I load a console font on startup the Debian way?"] = (
         "handbook/customizing.markdown#113-how-do-i-load-a-console-font-on-startup-the-debian-way")
 
@@ -139,6 +145,27 @@ def test_every_new_format_is_ingested(served):
     assert indexed == {"handbook/customizing.markdown", "handbook/pkgtools.mdx", "site/kernel.html.md.erb",
                        "notes/definitions.rtf", "books/debian-faq.epub", "mail/reply.eml",
                        "mail/list.mbox#msg=1", "mail/list.mbox#msg=2"}  # a mailbox: one document per message
+
+
+def search(base: str, query: str, k: int = 5) -> list[dict]:
+    with urllib.request.urlopen(f"{base}/search?{urllib.parse.urlencode({'q': query, 'k': k})}", timeout=60) as r:
+        return json.load(r)["hits"]
+
+
+def test_static_site_template_tags_are_not_indexed_but_the_text_they_wrap_is(served):
+    """Liquid and Hugo tags are what a site generator replaces: a link to one reads as its text, a
+    comment block is gone, and a code block keeps its tags as written."""
+    _, base, _ = served
+    intro = next(h for h in search(base, "see the support chapter and kernel packages before you customize the console")
+                 if h["doc_path"] == "handbook/customizing.markdown")
+    assert "See the support chapter and kernel packages before you customize the console." in intro["text"]
+    hits = [h for q in ("draft rewrite this page for trixie", "page alert endalert ref kernel.md")
+            for h in search(base, q, 10) if h["doc_path"] == "handbook/customizing.markdown"]
+    code_line = "{% raw %}{{ console_font }}{% endraw %}"
+    assert hits and not any(mark in h["text"].replace(code_line, "") for h in hits
+                            for mark in ("{%", "%}", "{{<", "draft:", "/faq/support/"))
+    assert any(code_line in h["text"] for h in search(base, "a template that sets the font console_font raw endraw", 10)
+               if h["doc_path"] == "handbook/customizing.markdown")
 
 
 def test_each_format_is_found_with_its_deep_link(served):
