@@ -49,6 +49,7 @@ _TEMPLATE_TAG = re.compile(_TEMPLATE, re.DOTALL)
 _TEMPLATE_LINK = re.compile(rf"\]\(\s*({_TEMPLATE})\s*\)", re.DOTALL)
 _TEMPLATE_COMMENT = re.compile(r"\{%-?\s*comment\s*-?%\}.*?\{%-?\s*endcomment\s*-?%\}", re.DOTALL)
 _QUOTED = re.compile(r"\"([^\"]*)\"|'([^']*)'")
+_GONE = "\x00"  # where a tag was
 
 
 def parse(path: Path, rel_path: str) -> Document:
@@ -90,12 +91,14 @@ def outside_code_spans(lines: list[str], clean: Callable[[str], str]) -> list[st
 
 def without_template_tags(lines: list[str]) -> list[str]:
     """Prose lines without static-site template tags (module docstring); a link to a tag links to
-    the path it names, or to nothing."""
-    def clean(text: str) -> str:
-        text = _TEMPLATE_COMMENT.sub("", text)
+    the path it names, or to nothing. A line that held only tags goes away whole: left blank, it
+    would end the HTML block or list it sits in, which the rendered tag does not."""
+    def mark(text: str) -> str:
+        text = _TEMPLATE_COMMENT.sub(_GONE, text)
         text = _TEMPLATE_LINK.sub(lambda m: f"]({link_target(m[1])})", text)
-        return _TEMPLATE_TAG.sub("", text)
-    return outside_code_spans(lines, clean)
+        return _TEMPLATE_TAG.sub(_GONE, text)
+    return [line.replace(_GONE, "") for line in outside_code_spans(lines, mark)
+            if _GONE not in line or line.replace(_GONE, "").strip()]
 
 
 def link_target(tag: str) -> str:

@@ -142,7 +142,8 @@ def to_erb(markdown: str) -> str:
 
 def test_static_site_template_tags_are_dropped_outside_code(tmp_path):
     """Liquid / Jekyll / Eleventy and Hugo tags: a link to a tag reads as its text, paired tags keep
-    the text between them, comments go; code, inline code and `{{ expressions }}` stay as written."""
+    the text between them, comments go; code, inline code and `{{ expressions }}` stay as written.
+    A line of tags alone goes whole, so the paragraph, list or HTML block around it goes on."""
     page = tmp_path / "leave.md"
     page.write_text(
         "# Leave\n\n{%- alert \"Updated\" -%}\nAsk in {% slack_channel \"dc\" %} or read the "
@@ -151,10 +152,13 @@ def test_static_site_template_tags_are_dropped_outside_code(tmp_path):
         "Use `{% page \"x\" %}` in {{ site.title }}.\n\n```liquid\n{% if a %}{{ b }}{% endif %}\n```\n")
     section = parse_file(page, "leave.md").sections[0]
     assert section.text.split("\n") == [
-        "Ask in or read the leave policy, runbook and notes.",
-        'Use {% page "x" %} in {{ site.title }}.',
+        'Ask in or read the leave policy, runbook and notes. Use {% page "x" %} in {{ site.title }}.',
         "{% if a %}{{ b }}{% endif %}",
     ]
+    office = tmp_path / "office.md"
+    office.write_text('<table>\n  <tr>\n    <td><strong>Slack</strong></td>\n    <td>\n      {% slack_channel "dc" %}\n'
+                      "    </td>\n  </tr>\n  <tr>\n    <td>Floor 7</td>\n  </tr>\n</table>\n")
+    assert parse_file(office, "office.md").sections[0].text.split("\n") == ["Slack", "Floor 7"]
 
 @pytest.mark.parametrize("name", ["pkgtools.md.erb", "pkgtools.html.md.erb"])
 def test_erb_templates_lose_their_tags_and_read_as_markdown(tmp_path, real, name):
