@@ -124,9 +124,14 @@ def classes_of(node: LexborNode) -> list[str]:
     return (node.attributes.get("class") or "").lower().split()
 
 
+# The '¶' permalinks Sphinx and Texinfo (texi2any 6 and 7) put after headings and index entries,
+# and the "[source]" link Sphinx's viewcode puts after an API signature
+_LINK_MARKS = frozenset({"headerlink", "copiable-anchor", "copiable-link", "viewcode-link"})
+
+
 def is_invisible(node: LexborNode) -> bool:
-    """Scripts, styles, media and the '¶' permalinks Sphinx appends to headings: never text."""
-    return node.tag in _SKIP_TAGS or "headerlink" in classes_of(node)
+    """Scripts, styles, media and the permalink marks generators append: never text."""
+    return node.tag in _SKIP_TAGS or not _LINK_MARKS.isdisjoint(classes_of(node))
 
 
 def is_sectioning(node: LexborNode) -> bool:

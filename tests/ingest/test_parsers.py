@@ -289,7 +289,7 @@ handbook.</p>
 </div>
 <a name="misc"></a>
 <h3>Misc</h3>
-<dl><dt>Term</dt><dd>Definition</dd></dl>
+<dl><dt id="index-term"><span>Term<a href="#index-term" class="copiable-anchor"> &para;</a></span></dt><dd>Definition<a href="/_modules/x"><span class="viewcode-link"><span class="pre">[source]</span></span></a></dd></dl>
 <script>document.write("injected")</script><noscript>Enable JS</noscript>
 <div role="contentinfo">Copyright footer</div>
 <footer>Footer links</footer>
@@ -310,7 +310,7 @@ def test_html_sections_anchors_and_boilerplate_removed(tmp_path):
     )
     everything = "\n".join(s.text for s in doc.sections)
     for chrome in ("Prev", "Next", "Up", "Home", "banner", "Sidebar", "Table of Contents", "secret", "injected",
-                   "Enable JS", "footer", "Footer", "¶"):  # fmt: skip
+                   "Enable JS", "footer", "Footer", "¶", "[source]"):  # fmt: skip
         assert chrome not in everything
 
 
