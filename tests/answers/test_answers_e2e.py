@@ -147,7 +147,8 @@ def test_ask_scores_with_sentence_vectors_stored_at_ingest(server, workspace):
             for h, (spans, vectors) in zip(hits, stored):
                 own = embedded_spans(h["text"])
                 # search's prose sentences come first; the extractor's own are the first ones of the text
-                kept = sorted(tuple(s) for s in spans.tolist() if tuple(s) in set(own))
+                mine = set(own)
+                kept = sorted(tuple(s) for s in spans.tolist() if tuple(s) in mine)
                 assert kept == own[: len(kept)] and kept
                 assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=0.02)
             query_time = km({**env, "KM_ANSWER_STORED_SENTENCES": "false"}, "ask", QUERIES[qid], "--index", "example", "--json")
