@@ -37,6 +37,7 @@ from km_search.index.writer import SnapshotWriter
 from km_search.index.locks import current_snapshot_path, index_lock
 from km_search.types import Chunk, Document, DocumentMeta, Section
 
+from .progress import progress as ingest_progress
 from .discovery import SourceFile, scan, with_folder_metadata  # noqa: F401 - scan: part of this module's API
 from .sources import UPLOADS, Previous, Source, SourceContext, discover_all, index_roots, is_url, sources_for  # noqa: F401
 from .chunking import PASSAGE_TEXT
@@ -446,7 +447,7 @@ def _process_jobs(jobs: Sequence[Job], writer: SnapshotWriter, settings: Setting
             done = cluster.process(batches)
         else:
             done = stack.enter_context(closing(_local_batches(batches, settings, embedder)))
-        advance = stack.enter_context(_progress(progress, len(jobs)))
+        advance = stack.enter_context(ingest_progress(progress, len(jobs), "ingesting", "files"))
         for batch, parsed, failures in done:
             for p in parsed:
                 writer.add(p.doc, p.source, p.chunks, p.vectors, p.windows, p.sentences)
@@ -475,32 +476,6 @@ def _list_problems(report: IngestReport) -> None:
     """The report's `failed` and `skipped_files` lists from its per-file outcomes."""
     report.failed = [{"path": f.path, "error": f.error or ""} for f in report.files if f.status == "failed"]
     report.skipped_files = [{"path": f.path, "reason": f.error or ""} for f in report.files if f.status == "skipped"]
-
-
-class _progress:
-    """A rich progress bar on stderr, or nothing when output is for machines."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled and total > 0, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(
-            TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
-        )
-        self._bar.start()
-        task = self._bar.add_task("ingest", total=self.total)
-        return lambda n: self._bar.advance(task, n)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._bar.stop()
-        return False
 
 
 def index_passages(passages: Sequence[dict], settings: Settings, index: str, embedder: Embedder) -> dict[int, str]:

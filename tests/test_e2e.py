@@ -113,3 +113,19 @@ def test_ingest_of_only_broken_files_publishes_nothing_and_keeps_the_old_snapsho
     assert "nothing was published" in run.stderr
     current = (root / "indexes" / "example" / "CURRENT").read_text().strip()
     assert current == ingest_report["snapshot"]
+
+
+def test_ingest_to_a_log_file_says_how_far_it_is(workspace, tmp_path):
+    """`km ingest … 2> ingest.log` (cron, systemd): stderr is no terminal, so no live bar, but plain
+    progress lines; the human report still ends the run on stdout."""
+    root, docs, env = workspace
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("data-warehouse/decisions/adr-016-dbt-for-transformations.md", "it/howto/request-a-laptop.docx"):
+        (folder / Path(name).name).write_bytes((EXAMPLES / name).read_bytes())
+    run = subprocess.run([*KM, "ingest", str(folder), "--index", "progress"], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "ingesting: 2/2 files (100 %)" in run.stderr
+    assert "\x1b[" not in run.stderr  # no terminal control codes in a log
+    assert "index 'progress' snapshot" in run.stdout and "2 added" in run.stdout

@@ -45,6 +45,7 @@ from km_search.settings import Settings
 
 from ..discovery import Discovery, SourceFile
 from ..parsers import format_of
+from ..progress import progress as crawl_progress
 from . import SourceContext
 
 AGENT = "km-search"  # the token robots.txt rules name
@@ -189,7 +190,7 @@ class WebSource:
         hops: dict[str, int] = {}
         with httpx.Client(headers=headers, timeout=timeout, limits=limits, follow_redirects=False) as client, \
                 ThreadPoolExecutor(self.settings.crawl_concurrency, thread_name_prefix="km-crawl") as pool, \
-                _Counter(ctx.progress) as progress:
+                crawl_progress(ctx.progress, None, "crawling", "URLs") as progress:
             robots = self._robots(client)
             delay = robots.crawl_delay(AGENT)
             if delay:
@@ -524,27 +525,3 @@ def _load_state(path: Path) -> dict[str, dict[str, dict]]:
     except (FileNotFoundError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-class _Counter:
-    """'crawling: N URLs' on stderr while a crawl runs, or nothing when output is for machines."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn
-
-        self._bar = Progress(SpinnerColumn(), TextColumn("[bold]crawling[/] {task.completed} URLs"),
-                             console=Console(stderr=True), transient=True)
-        self._bar.start()
-        task = self._bar.add_task("crawl", total=None)
-        return lambda: self._bar.advance(task, 1)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._bar.stop()
-        return False

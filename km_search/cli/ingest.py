@@ -55,7 +55,7 @@ def ingest(
         _watch([Path(p) for p in paths], settings, index, as_json)
         return
     try:
-        report = run_ingest(targets, settings, index=index, progress=not as_json and sys.stderr.isatty(), full=full,
+        report = run_ingest(targets, settings, index=index, progress=not as_json, full=full,
                             ray_address=ray or settings.ray_address)
     except NothingToPublish as exc:
         if as_json and exc.report is not None:
