@@ -22,6 +22,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from km_search.answers.kinds import KIND_PENALTY, AnswerKind, expected_kind, gives
 from km_search.answers.terms import term_evidence, term_penalty
 from km_search.index.lexical import STOPWORDS
 from km_search.types import Answer, Citation, Hit, Part, part_at
@@ -41,6 +42,7 @@ _AUXILIARIES = frozenset(
 )
 ABSTAIN_NOTE = "No passage answers this question confidently; the closest passages are listed in hits."
 MISSING_NOTE = "No passage answers this question confidently: {where} {terms}; the closest passages are listed in hits."
+KIND_NOTE = "No passage answers this question confidently: the closest passage gives no {phrase}; the closest passages are listed in hits."
 
 
 @dataclass(frozen=True)
@@ -520,7 +522,9 @@ def extract_answer(
     embedding when the caller has it: with both, a question costs no model time beyond what the
     stored vectors leave out. `frequencies` (document frequency of the question's words and specific
     terms, number of passages) lowers the confidence when the quoted passage lacks what the question
-    names (answers/terms.py); without it, no such check.
+    names (answers/terms.py); without it, no such check. A quote without the kind of answer the
+    question asks for (an amount, a duration, a frequency, a number, an IP address: answers/kinds.py)
+    loses KIND_PENALTY.
     """
     top = list(hits[: params.passages])
     sentences, question_vector = score_sentences(question, top, encode, weights, params.candidates,
@@ -543,11 +547,24 @@ def extract_answer(
         confidence = round(max(0.0, confidence - term_penalty(evidence)), 4)
         missing = evidence.missing
         note = missing_note(evidence.unseen + evidence.unseen_words, evidence.absent) or note
+    kind = lacking_kind(question, hit.text[start:end])
+    if kind is not None:
+        confidence = round(max(0.0, confidence - KIND_PENALTY), 4)
+        note = note if missing else KIND_NOTE.format(phrase=kind.phrase)
     if confidence < params.threshold:
         return Answer(None, confidence, kind="none", note=note, missing_terms=missing)
     citation = Citation(best.hit + 1, hit.chunk_id, hit.source_at(start), hit.title, hit.text[start:end], start, end,
                         hit.doc_id)
     return Answer(hit.text[start:end], confidence, (citation,), kind="extractive", missing_terms=missing)
+
+
+def lacking_kind(question: str, quote: str) -> AnswerKind | None:
+    """The kind of answer the question asks for (answers/kinds.py) when the quote gives none; a
+    yes/no question ("Is there severance pay?") is also answered by a quote opening with yes or no."""
+    kind = expected_kind(question)
+    if kind is None or gives(quote, kind):
+        return None
+    return None if is_yes_no_question(question) and quote.lower().startswith(("yes", "no")) else kind
 
 
 def missing_note(unseen: Sequence[str], absent: Sequence[str]) -> str | None:
@@ -597,7 +614,8 @@ def passage_evidence(hits: Sequence[Hit], weights: Mapping[str, float], passage_
                      question: str = "", frequencies: tuple[Mapping[str, int], int] | None = None) -> float:
     """A search's evidence on the answer confidence's scale, without sentence embeddings: the best
     question-passage similarity stands in for the sentence similarity too; with `frequencies`, the
-    first passage's missing terms count as in an answer (answers/terms.py)."""
+    first passage's missing terms count as in an answer (answers/terms.py), and so does its lack of
+    the kind of answer the question asks for (answers/kinds.py)."""
     if not hits:
         return 0.0
     value = answer_confidence(passage_similarity, passage_similarity, coverage(hits[0].text, weights))
@@ -606,6 +624,8 @@ def passage_evidence(hits: Sequence[Hit], weights: Mapping[str, float], passage_
         evidence = term_evidence(question, (first.text, first.title, *first.heading_path), frequencies[0],
                                  frequencies[1], list(weights))
         value = round(max(0.0, value - term_penalty(evidence)), 4)
+    if lacking_kind(question, hits[0].text) is not None:
+        value = round(max(0.0, value - KIND_PENALTY), 4)
     return value
 
 

@@ -83,6 +83,23 @@ def test_ask_abstains_when_the_documents_never_mention_what_the_question_names(s
     assert answered["answered"] is True and answered["missing_terms"] == []
 
 
+# a question asking for an amount or a frequency is answered by a quote that states one, and abstains
+# when the closest passage (on topic: the VPN how-to, the dbt decision) gives none (answers/kinds.py)
+@pytest.mark.parametrize("question, phrase", [("how much does the VPN cost?", "amount"),
+                                              ("how often do we run the dbt models?", "frequency")])
+def test_ask_abstains_when_the_quote_lacks_the_kind_of_answer_asked_for(server, question, phrase):
+    body = get(server, "/ask", q=question)
+    assert body["answer"] is None and body["kind"] == "none" and body["hits"], body
+    assert f"the closest passage gives no {phrase}" in body["note"]
+
+
+@pytest.mark.parametrize("question, stated", [("how much is the on-call allowance?", "250 pounds"),
+                                              ("how often are API keys rotated?", "every 90 days")])
+def test_a_quote_that_states_what_was_asked_for_is_answered(server, question, stated):
+    body = get(server, "/ask", q=question)
+    assert body["answered"] is True and stated in body["answer"], body
+
+
 def test_cli_ask_gives_the_http_answer(server, workspace):
     root, docs, env = workspace
     http = get(server, "/ask", q=QUERIES["e3"])

@@ -1,0 +1,85 @@
+"""What kind of answer a question expects, and whether a quote gives one.
+
+"How much does DocumentDB cost?", "how often is the mirror synced?", "what is the retention period?",
+"IP range for the disaster recovery environment": such a question names a kind of answer (an amount,
+a frequency, a duration, a number, an IP address) besides its topic. A near miss quotes a sentence
+on the topic that gives none ("a decision should be made based on cost benefit…"), close in meaning
+and naming every term of the question, so neither the similarity nor the specific terms
+(answers/terms.py) see it; a quote without what was asked does not answer. The classic answer-type
+check of question answering, kept to kinds that regular expressions tell reliably. Pure functions;
+docs/answers.md has the rule and what it measured.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+KIND_PENALTY = 0.3  # taken off the confidence when the quote gives nothing of the kind asked for
+
+_UNIT = (r"(ms|milliseconds?|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?|months?|years?"
+         r"|business days?|working days?)")
+_NUMBER_WORD = r"(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|sixty|a|an|half)"
+_WHY = re.compile(r"^\W*(why|how come)\b")  # asks for reasons, whatever it names
+
+
+@dataclass(frozen=True)
+class AnswerKind:
+    name: str
+    asks: re.Pattern  # the question (lower-case) expects this kind of answer
+    gives: re.Pattern  # a quote gives one
+    phrase: str  # for the note: "the closest passage gives no {phrase}"
+
+
+KINDS = (
+    AnswerKind(
+        "address",
+        re.compile(r"\b(ip (range|address|block)s?|ip addresses|cidr|subnets?)\b"),
+        re.compile(r"\b\d{1,3}(\.\d{1,3}){3}(/\d+)?\b|\b[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}(/\d+)?\b", re.I),
+        "IP address or range"),
+    AnswerKind(
+        "money",
+        re.compile(r"\bhow much\b.*\b(cost|costs|pay|paid|price|budget|spend|charge|charged|fees?|salary|stipend"
+                   r"|allowance|worth|reimburs\w*)\b|\b(what|which) is the (\w+ )?(cost|price|budget|pay|salary|stipend"
+                   r"|fee|allowance)\b|\b(cost|price|budget|salary|stipend|allowance|bonus) (for|of)\b"
+                   r"|^\W*(budget|cost|price|salary)\b|\bpay\b"),
+        re.compile(r"[$£€¥]\s?\d|\d\s?%|\b\d+p\b|\b\d[\d,.]*\s?(k|m|bn|dollars?|pounds?|euros?|usd|gbp|eur|cents?|pence)\b"
+                   r"|\b(free|no cost|unpaid|per hour|an hour|hourly rate|time and a half|overtime"
+                   r"|comp(ensatory)? time|time off in lieu)\b", re.I),
+        "amount"),
+    AnswerKind(
+        "frequency",
+        re.compile(r"\bhow (often|frequently)\b|\bhow many times\b"),
+        re.compile(r"\b(daily|weekly|fortnightly|monthly|quarterly|yearly|annually|hourly|nightly|every|each|once"
+                   r"|twice|always|never|continuously|per (second|minute|hour|day|week|month|year|run|deploy)"
+                   r"|a (day|week|month|year)|cron|scheduled?)\b|\b\d+\s?" + _UNIT + r"\b", re.I),
+        "frequency"),
+    AnswerKind(
+        "duration",
+        re.compile(r"\bhow (long|quickly|soon)\b|\bhow fast (do|does|must|should|can|will) (we|i|you|they)\b"
+                   r"|\bretention (period|time)\b|\b(deadline|time limit|timeout)\b"),
+        re.compile(r"\b\d+(\.\d+)?\s?" + _UNIT + r"\b|\b" + _NUMBER_WORD + r"[ -]" + _UNIT + r"\b"
+                   r"|\b(immediately|instantly|right away|as soon as|within|until|by the end of|same day|next day"
+                   r"|real[- ]time|asap)\b", re.I),
+        "duration"),
+    AnswerKind(
+        "number",
+        re.compile(r"\bhow many\b|\b(what|which) (port|percentage|percent|number|version)\b"
+                   r"|\bhow (big|large|much (memory|disk|space|ram|storage))\b"),
+        re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|hundred|thousand"
+                   r"|million|dozen|single|both|all|none|no)\b", re.I),
+        "number"),
+)
+
+
+def expected_kind(question: str) -> AnswerKind | None:
+    """The kind of answer the question asks for, or None (most questions: what, how, why, who…)."""
+    q = question.lower()
+    if _WHY.search(q):
+        return None
+    return next((kind for kind in KINDS if kind.asks.search(q)), None)
+
+
+def gives(text: str, kind: AnswerKind) -> bool:
+    """Whether the text states something of that kind (an amount, a duration…)."""
+    return kind.gives.search(text) is not None
