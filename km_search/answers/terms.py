@@ -26,6 +26,8 @@ from km_search.text import WORD
 _TERM = re.compile(r"\w+(?:[.\-+]\w+)*[+#]*")
 _PLAIN_COMPOUND = re.compile(r"[a-z]+(?:-[a-z]+)+")  # "re-run", "on-call", "first-time": words, not names
 _SENTENCE_END = re.compile(r"[.!?:;]\s*$")
+_PLACEHOLDERS = frozenset("XYZN")  # "column X under attribute Y", "How do I do X?": not names ("R", "C" are)
+_QUOTE_OPENS = re.compile(r"[\"“‘']\s*$")  # a quoted message starts here: "error about “Implicitly combining …”"
 # Capitalized words that are not names: they open a clause or are the question's own grammar.
 _COMMON_CAPITALIZED = frozenset(
     "i what which who whom whose when where why how is are was were do does did can could will would "
@@ -58,8 +60,11 @@ class TermEvidence:
 def is_specific(term: str, position: int, after_sentence_end: bool = False) -> bool:
     """Whether a term of the question names something specific: a version or identifier (a digit,
     or . - _ / inside), CamelCase ("IntelliJ", "OOMKilled", "1Password"), an acronym ("RDS",
-    "VPN"), or a capitalized word that does not open the question or a sentence ("Denver", "Miro")."""
+    "VPN"), or a capitalized word that does not open the question, a sentence or a quotation ("Denver",
+    "Miro"). X, Y, Z and N alone are placeholders ("column X"), not names."""
     if not term or not any(c.isalnum() for c in term):
+        return False
+    if term in _PLACEHOLDERS:
         return False
     low = term.lower()
     if low in STOPWORDS and not (term.isupper() and len(term) > 1 and low not in {"a", "i"}):
@@ -82,7 +87,8 @@ def specific_terms(question: str) -> list[str]:
     out: dict[str, str] = {}
     for position, m in enumerate(_TERM.finditer(question)):
         term = m.group(0)
-        if is_specific(term, position, bool(_SENTENCE_END.search(question[: m.start()]))):
+        before = question[: m.start()]
+        if is_specific(term, position, bool(_SENTENCE_END.search(before) or _QUOTE_OPENS.search(before))):
             out.setdefault(term.lower(), term)
     return list(out.values())
 

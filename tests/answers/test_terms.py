@@ -34,6 +34,9 @@ from km_search.types import Hit
     ("I installed Knoppix/Ubuntu on my disk", ["Knoppix", "Ubuntu"]),  # a slash separates alternatives
     ("How do I make a bar chart with ggplot2?", ["ggplot2"]),
     ("Is there a gym in the Chicago office? chicago", ["Chicago"]),  # once, case-insensitively
+    # a quoted message opens with a capital; X and Y are placeholders; C is a language
+    ("I get an error about “Implicitly combining column X under attribute Y”", []),
+    ("How do I call a C function from Python?", ["C", "Python"]),
 ])
 def test_specific_terms(question, expected):
     assert specific_terms(question) == expected
