@@ -35,7 +35,7 @@ KINDS = (
     AnswerKind(
         "address",
         re.compile(r"\b(ip (range|address|block)s?|ip addresses|cidr|subnets?)\b"),
-        re.compile(r"\b\d{1,3}(\.\d{1,3}){3}(/\d+)?\b|\b[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}(/\d+)?\b", re.I),
+        re.compile(r"\b\d{1,3}(\.\d{1,3}){3}(/\d+)?\b|\b(?=[0-9a-f:]*\d)[0-9a-f]{1,4}(:[0-9a-f]{0,4}){2,7}(/\d+)?", re.I),
         "IP address or range"),
     AnswerKind(
         "money",

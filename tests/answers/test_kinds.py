@@ -50,6 +50,7 @@ def test_what_gives_each_kind():
     assert gives("listens on port 5433", many) and gives("three major distributions", many)
     assert not gives("the container listens on the usual port", many)
     assert gives("Staging moves to 10.12.0.0/16.", address) and not gives("Environment | IP Range", address)
+    assert gives("The VPC uses 2001:db8::/32.", address) and not gives("a std::vector of hosts", address)
 
 
 def _encode(texts):
