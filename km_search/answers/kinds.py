@@ -1,8 +1,9 @@
 """What kind of answer a question expects, and whether a quote gives one.
 
 "How much does DocumentDB cost?", "how often is the mirror synced?", "what is the retention period?",
-"IP range for the disaster recovery environment": such a question names a kind of answer (an amount,
-a frequency, a duration, a number, an IP address) besides its topic. A near miss quotes a sentence
+"IP range for the disaster recovery environment", "when is the maintenance window?", "who is on call?":
+such a question names a kind of answer (an amount, a frequency, a duration, a number, an IP address,
+a time, a person) besides its topic. A near miss quotes a sentence
 on the topic that gives none ("a decision should be made based on cost benefit…"), close in meaning
 and naming every term of the question, so neither the similarity nor the specific terms
 (answers/terms.py) see it; a quote without what was asked does not answer. The classic answer-type
@@ -69,11 +70,30 @@ KINDS = (
         re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|hundred|thousand"
                    r"|million|dozen|single|both|all|none|no)\b", re.I),
         "number"),
+    AnswerKind(
+        "time",
+        # "when is/does/will …" asks for a time; "when can I …" asks for a condition, not matched
+        re.compile(r"^\W*when (is|are|was|were|will|does|do|did|should we|must we)\b"),
+        re.compile(r"\b(1[89]|20)\d\d\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
+                   r"|\b(mon|tues|wednes|thurs|fri|satur|sun)day\b|\b\d{1,2}(:\d\d)?\s?(am|pm)\b|\b\d{1,2}:\d\d\b"
+                   r"|\b\d+\s?" + _UNIT + r"\b|\b(pay periods?|after|before|during|until|once|every|each|next|last|ago|later"
+                   r"|soon|daily|weekly|monthly|quarterly|yearly|annually|q[1-4]|when|whenever|if|as soon as"
+                   r"|at the (end|start|beginning)|a (day|week|month|year))\b", re.I),
+        "time"),
+    AnswerKind(
+        "person",
+        re.compile(r"^\W*(who|whom|whose)\b"),
+        # a name (a capitalized word not opening the quote or a sentence), an acronym (HR, IT) or a role
+        re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\b|\b[A-Z]{2,}\b|\b(managers?|teams?|leads?|owners?|engineers?"
+                   r"|admins?|administrators?|staff|officers?|officials?|directors?|supervisors?|committee|board"
+                   r"|department|maintainers?|authors?|developers?|volunteers?|people|person|anyone|everyone|someone"
+                   r"|nobody|no one|contractors?|vendors?|you|your|they|we)\b"),
+        "person or role"),
 )
 
 
 def expected_kind(question: str) -> AnswerKind | None:
-    """The kind of answer the question asks for, or None (most questions: what, how, why, who…)."""
+    """The kind of answer the question asks for, or None (most questions: what, how, why…)."""
     q = question.lower()
     if _WHY.search(q):
         return None

@@ -23,6 +23,9 @@ from km_search.types import Hit
     ("which port is the local billing Postgres container on?", "number"),
     ("IP range for the disaster recovery environment", "address"),
     ("staging VPC CIDR range", "address"),
+    ("When is the maintenance window for the production switchover?", "time"),
+    ("when do we plan to migrate from Elasticsearch to OpenSearch?", "time"),
+    ("who is on call for etcd alerts this week", "person"),
 ])
 def test_questions_that_ask_for_a_kind_of_answer(question, kind):
     assert expected_kind(question).name == kind
@@ -31,9 +34,9 @@ def test_questions_that_ask_for_a_kind_of_answer(question, kind):
 @pytest.mark.parametrize("question", [
     "why did the staging and production IP ranges have to change",  # asks for reasons
     "How fast are exceptions?",  # how efficient, not how long
-    "who approves laptop requests?",
     "what is CRAN?",
     "how do I rotate an API key",
+    "When can I rely on identity tests with the is operator?",  # a condition, not a time
 ])
 def test_other_questions_ask_for_no_kind(question):
     assert expected_kind(question) is None
@@ -51,6 +54,15 @@ def test_what_gives_each_kind():
     assert not gives("the container listens on the usual port", many)
     assert gives("Staging moves to 10.12.0.0/16.", address) and not gives("Environment | IP Range", address)
     assert gives("The VPC uses 2001:db8::/32.", address) and not gives("a std::vector of hosts", address)
+
+
+def test_what_gives_a_time_or_a_person():
+    when, who = expected_kind("when is the window?"), expected_kind("who approves it?")
+    assert gives("We decided not to start the migration in 2023.", when) and gives("every Tuesday at 9:00", when)
+    assert gives("It expires one year (26 pay periods) after it is earned.", when)
+    assert not gives("There will need to be a maintenance window for the actual switchover.", when)
+    assert gives("Your line manager approves every request.", who) and gives("Ask Priya Raman.", who)
+    assert not gives("This alert fires when one or more etcd member goes down.", who)
 
 
 def _encode(texts):
