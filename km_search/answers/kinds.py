@@ -45,8 +45,7 @@ KINDS = (
                    r"|fee|allowance)\b|\b(cost|price|budget|salary|stipend|allowance|bonus) (for|of)\b"
                    r"|^\W*(budget|cost|price|salary)\b|\bpay\b"),
         re.compile(r"[$£€¥]\s?\d|\d\s?%|\b\d+p\b|\b\d[\d,.]*\s?(k|m|bn|dollars?|pounds?|euros?|usd|gbp|eur|cents?|pence)\b"
-                   r"|\b(free|no cost|unpaid|per hour|an hour|hourly rate|time and a half|overtime"
-                   r"|comp(ensatory)? time|time off in lieu)\b", re.I),
+                   r"|\b(free|free of charge|no cost|no charge|unpaid)\b", re.I),
         "amount"),
     AnswerKind(
         "frequency",
@@ -76,9 +75,10 @@ KINDS = (
         re.compile(r"^\W*when (is|are|was|were|will|does|do|did|should we|must we)\b"),
         re.compile(r"\b(1[89]|20)\d\d\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
                    r"|\b(mon|tues|wednes|thurs|fri|satur|sun)day\b|\b\d{1,2}(:\d\d)?\s?(am|pm)\b|\b\d{1,2}:\d\d\b"
-                   r"|\b\d+\s?" + _UNIT + r"\b|\b(pay periods?|after|before|during|until|once|every|each|next|last|ago|later"
-                   r"|soon|daily|weekly|monthly|quarterly|yearly|annually|q[1-4]|when|whenever|if|as soon as"
-                   r"|at the (end|start|beginning)|a (day|week|month|year))\b", re.I),
+                   r"|\b\d+\s?" + _UNIT + r"\b|\b" + _NUMBER_WORD + r"[ -]" + _UNIT + r"\b"
+                   r"|\b(next|last|this|every|each|a few|several) (day|week|month|quarter|year|sprint|release|morning"
+                   r"|night|weekend)s?\b|\b(after|before|during|until|once|whenever|when|if|as soon as|at the (end|start"
+                   r"|beginning)|daily|weekly|monthly|quarterly|yearly|annually|q[1-4])\b", re.I),
         "time"),
     AnswerKind(
         "person",

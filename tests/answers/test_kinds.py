@@ -47,6 +47,7 @@ def test_what_gives_each_kind():
         "how much does it cost", "how often", "how long", "how many", "which IP address"))
     assert gives("you may spend up to 220 pounds per night", money) and gives("1.4% plus 20p", money)
     assert gives("It costs $1,200 a year", money) and not gives("a decision on cost benefit", money)
+    assert not gives("- Overtime and comp time: Yes - Can only be approved for any hours", money)
     assert gives("every 90 days", often) and gives("the job runs nightly", often) and not gives("it is synced", often)
     assert gives("kept for 90 days", long) and gives("within one hour", long) and gives("three weeks", long)
     assert not gives("logs are kept in the central store", long)
@@ -61,6 +62,8 @@ def test_what_gives_a_time_or_a_person():
     assert gives("We decided not to start the migration in 2023.", when) and gives("every Tuesday at 9:00", when)
     assert gives("It expires one year (26 pay periods) after it is earned.", when)
     assert not gives("There will need to be a maintenance window for the actual switchover.", when)
+    assert not gives("one working towards the next minor or eventually major releases", when)
+    assert gives("It ships in the next release.", when)
     assert gives("Your line manager approves every request.", who) and gives("Ask Priya Raman.", who)
     assert not gives("This alert fires when one or more etcd member goes down.", who)
 
