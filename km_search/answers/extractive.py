@@ -523,8 +523,8 @@ def extract_answer(
     stored vectors leave out. `frequencies` (document frequency of the question's words and specific
     terms, number of passages) lowers the confidence when the quoted passage lacks what the question
     names (answers/terms.py); without it, no such check. A quote without the kind of answer the
-    question asks for (an amount, a duration, a frequency, a number, an IP address: answers/kinds.py)
-    loses KIND_PENALTY.
+    question asks for (an amount, a duration, a frequency, a number, an IP address, a time, a person:
+    answers/kinds.py) loses KIND_PENALTY.
     """
     top = list(hits[: params.passages])
     sentences, question_vector = score_sentences(question, top, encode, weights, params.candidates,
