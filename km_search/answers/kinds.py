@@ -1,14 +1,14 @@
 """What kind of answer a question expects, and whether a quote gives one.
 
 "How much does DocumentDB cost?", "how often is the mirror synced?", "what is the retention period?",
-"IP range for the disaster recovery environment", "when is the maintenance window?", "who is on call?":
-such a question names a kind of answer (an amount, a frequency, a duration, a number, an IP address,
-a time, a person) besides its topic. A near miss quotes a sentence
-on the topic that gives none ("a decision should be made based on cost benefit…"), close in meaning
-and naming every term of the question, so neither the similarity nor the specific terms
-(answers/terms.py) see it; a quote without what was asked does not answer. The classic answer-type
-check of question answering, kept to kinds that regular expressions tell reliably. Pure functions;
-docs/answers.md has the rule and what it measured.
+"IP range for the disaster recovery environment", "when is the maintenance window?", "who is on
+call?": such a question names a kind of answer (an amount, a frequency, a duration, a number, an IP
+address, a time, a person) besides its topic. A near miss quotes a sentence on the topic that gives
+none ("a decision should be made based on cost benefit…"), close in meaning and naming every term of
+the question, so neither the similarity nor the specific terms (answers/terms.py) see it; a quote
+without what was asked does not answer. The classic answer-type check of question answering, kept to
+kinds that regular expressions tell reliably. Pure functions; docs/answers.md has the rule and what
+it measured.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ KINDS = (
         "time",
         # "when is/does/will …" asks for a time; "when can I …" asks for a condition, not matched
         re.compile(r"^\W*when (is|are|was|were|will|does|do|did|should we|must we)\b"),
-        re.compile(r"\b(1[89]|20)\d\d\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
+        re.compile(r"\b(1[89]|20)\d\d\b|\b(january|february|april|june|july|august|september|october|november"
+                   r"|december|jan|feb|apr|jun|jul|aug|sept?|oct|nov|dec)\b|\b(may|march) \d|\d (may|march)\b"
                    r"|\b(mon|tues|wednes|thurs|fri|satur|sun)day\b|\b\d{1,2}(:\d\d)?\s?(am|pm)\b|\b\d{1,2}:\d\d\b"
                    r"|\b\d+\s?" + _UNIT + r"\b|\b" + _NUMBER_WORD + r"[ -]" + _UNIT + r"\b"
                    r"|\b(next|last|this|every|each|a few|several) (day|week|month|quarter|year|sprint|release|morning"
@@ -83,8 +84,8 @@ KINDS = (
     AnswerKind(
         "person",
         re.compile(r"^\W*(who|whom|whose)\b"),
-        # a name (a capitalized word not opening the quote or a sentence), an acronym (HR, IT) or a role
-        re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\b|\b[A-Z]{2,}\b|\b(managers?|teams?|leads?|owners?|engineers?"
+        # a name (a capitalized word not opening the quote, a line or a sentence), an acronym (HR, IT) or a role
+        re.compile(r"(?<![.!?]\s)(?<!^)(?<!\n)\b[A-Z][a-z]+\b|\b[A-Z]{2,}\b|\b(managers?|teams?|leads?|owners?|engineers?"
                    r"|admins?|administrators?|staff|officers?|officials?|directors?|supervisors?|committee|board"
                    r"|department|maintainers?|authors?|developers?|volunteers?|people|person|anyone|everyone|someone"
                    r"|nobody|no one|contractors?|vendors?|you|your|they|we)\b"),

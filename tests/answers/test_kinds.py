@@ -63,9 +63,11 @@ def test_what_gives_a_time_or_a_person():
     assert gives("It expires one year (26 pay periods) after it is earned.", when)
     assert not gives("There will need to be a maintenance window for the actual switchover.", when)
     assert not gives("one working towards the next minor or eventually major releases", when)
-    assert gives("It ships in the next release.", when)
+    assert gives("It ships in the next release.", when) and gives("on 3 March", when) and gives("in November", when)
+    assert not gives("We may decide to separate them.", when)
     assert gives("Your line manager approves every request.", who) and gives("Ask Priya Raman.", who)
     assert not gives("This alert fires when one or more etcd member goes down.", who)
+    assert not gives("Run the tool.\nPlease use it at the root of the repository only.", who)
 
 
 def _encode(texts):
