@@ -40,9 +40,10 @@ REFINE_ROUNDS = 3  # times the best sentence is embedded alone when it was judge
 _AUXILIARIES = frozenset(
     "am is are was were do does did can could will would shall should must may might has have had".split()
 )
-ABSTAIN_NOTE = "No passage answers this question confidently; the closest passages are listed in hits."
-MISSING_NOTE = "No passage answers this question confidently: {where} {terms}; the closest passages are listed in hits."
-KIND_NOTE = "No passage answers this question confidently: the closest passage gives no {phrase}; the closest passages are listed in hits."
+_NOT_CONFIDENT, _SEE_HITS = "No passage answers this question confidently", "; the closest passages are listed in hits."
+ABSTAIN_NOTE = _NOT_CONFIDENT + _SEE_HITS
+MISSING_NOTE = _NOT_CONFIDENT + ": {where} {terms}" + _SEE_HITS
+KIND_NOTE = _NOT_CONFIDENT + ": the closest passage gives no {phrase}" + _SEE_HITS
 
 
 @dataclass(frozen=True)
@@ -565,6 +566,13 @@ def lacking_kind(question: str, quote: str) -> AnswerKind | None:
     if kind is None or gives(quote, kind):
         return None
     return None if is_yes_no_question(question) and quote.lower().startswith(("yes", "no")) else kind
+
+
+def abstention_reason(note: str | None) -> str | None:
+    """What an abstention's note names as missing ("the documents never mention Denver"), or None."""
+    if not note or not note.startswith(_NOT_CONFIDENT + ": "):
+        return None
+    return note[len(_NOT_CONFIDENT) + 2:].removesuffix(_SEE_HITS)
 
 
 def missing_note(unseen: Sequence[str], absent: Sequence[str]) -> str | None:

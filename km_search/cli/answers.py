@@ -48,7 +48,11 @@ def ask(
         for c in answer.citations:
             console.print(f"  [{c.ref}] [cyan]{c.source}[/]  {c.title}", highlight=False)
     else:
-        console.print("[yellow]No confident answer in the documents.[/] Closest passages:")
+        from km_search.answers.extractive import abstention_reason
+
+        reason = abstention_reason(answer.note)
+        console.print(f"[yellow]No confident answer in the documents{': ' + reason if reason else ''}.[/] "
+                      "Closest passages:", highlight=False)
         for rank, hit in enumerate(result.hits, start=1):
             console.print(f"  {rank}. [cyan]{hit.source}[/]  {hit.title}", highlight=False)
     if answer.note and answer.answered:

@@ -108,6 +108,15 @@ def test_cli_ask_gives_the_http_answer(server, workspace):
     assert [h["source"] for h in cli["hits"]] == [h["source"] for h in http["hits"]]
 
 
+def test_cli_ask_says_what_the_closest_passage_lacks(workspace):
+    root, docs, env = workspace
+    run = subprocess.run([sys.executable, "-m", "km_search.cli", "ask", "how much does the VPN cost?", "--index",
+                          "example"], capture_output=True, text=True, env={**env, "COLUMNS": "200"}, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "No confident answer in the documents: the closest passage gives no amount." in run.stdout
+    assert "it/howto/set-up-vpn.html" in run.stdout
+
+
 def test_unanswered_questions_and_feedback_show_up_as_knowledge_gaps(server, workspace):
     root, docs, env = workspace
     for q in ("How do I make sourdough bread?", "how to make sourdough bread at home",

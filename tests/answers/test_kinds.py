@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from km_search.answers.extractive import AnswerParams, extract_answer, lacking_kind, passage_evidence
+from km_search.answers.extractive import (
+    ABSTAIN_NOTE, AnswerParams, abstention_reason, extract_answer, lacking_kind, missing_note, passage_evidence,
+)
 from km_search.answers.kinds import KIND_PENALTY, expected_kind, gives
 from km_search.types import Hit
 
@@ -100,3 +102,11 @@ def test_the_search_evidence_in_the_query_log_takes_the_same_check():
     stated = passage_evidence([_hit("The mirror is synced to cloud storage every night.")], weights, 0.8,
                               "how often is the mirror synced?")
     assert vague == pytest.approx(stated - KIND_PENALTY, abs=1e-4)
+
+
+def test_an_abstentions_reason_is_read_back_from_its_note():
+    assert abstention_reason(missing_note(["Denver"], [])) == "the documents never mention Denver"
+    assert abstention_reason(ABSTAIN_NOTE) is None and abstention_reason(None) is None
+    vague = extract_answer("How much is the stipend?", [_hit("The stipend is paid with your salary.")], _encode,
+                           {"stipend": 3.0}, AnswerParams(threshold=0.9))
+    assert abstention_reason(vague.note) == "the closest passage gives no amount"
