@@ -21,6 +21,7 @@ KIND_PENALTY = 0.3  # taken off the confidence when the quote gives nothing of t
 _UNIT = (r"(ms|milliseconds?|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?|months?|years?"
          r"|business days?|working days?)")
 _NUMBER_WORD = r"(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|sixty|a|an|half)"
+_SPAN = r"\b\d+(\.\d+)?\s?" + _UNIT + r"\b|\b" + _NUMBER_WORD + r"[ -]" + _UNIT + r"\b"  # "90 days", "one hour"
 _WHY = re.compile(r"^\W*(why|how come)\b")  # asks for reasons, whatever it names
 
 
@@ -52,14 +53,13 @@ KINDS = (
         re.compile(r"\bhow (often|frequently)\b|\bhow many times\b"),
         re.compile(r"\b(daily|weekly|fortnightly|monthly|quarterly|yearly|annually|hourly|nightly|every|each|once"
                    r"|twice|always|never|continuously|per (second|minute|hour|day|week|month|year|run|deploy)"
-                   r"|a (day|week|month|year)|cron|scheduled?)\b|\b\d+\s?" + _UNIT + r"\b", re.I),
+                   r"|a (day|week|month|year)|cron|scheduled?)\b|" + _SPAN, re.I),
         "frequency"),
     AnswerKind(
         "duration",
         re.compile(r"\bhow (long|quickly|soon)\b|\bhow fast (do|does|must|should|can|will) (we|i|you|they)\b"
                    r"|\bretention (period|time)\b|\b(deadline|time limit|timeout)\b"),
-        re.compile(r"\b\d+(\.\d+)?\s?" + _UNIT + r"\b|\b" + _NUMBER_WORD + r"[ -]" + _UNIT + r"\b"
-                   r"|\b(immediately|instantly|right away|as soon as|within|until|by the end of|same day|next day"
+        re.compile(_SPAN + r"|\b(immediately|instantly|right away|as soon as|within|until|by the end of|same day|next day"
                    r"|real[- ]time|asap)\b", re.I),
         "duration"),
     AnswerKind(
@@ -76,9 +76,8 @@ KINDS = (
         re.compile(r"\b(1[89]|20)\d\d\b|\b(january|february|april|june|july|august|september|october|november"
                    r"|december|jan|feb|apr|jun|jul|aug|sept?|oct|nov|dec)\b|\b(may|march) \d|\d (may|march)\b"
                    r"|\b(mon|tues|wednes|thurs|fri|satur|sun)day\b|\b\d{1,2}(:\d\d)?\s?(am|pm)\b|\b\d{1,2}:\d\d\b"
-                   r"|\b\d+\s?" + _UNIT + r"\b|\b" + _NUMBER_WORD + r"[ -]" + _UNIT + r"\b"
-                   r"|\b(next|last|this|every|each|a few|several) (day|week|month|quarter|year|sprint|release|morning"
-                   r"|night|weekend)s?\b|\b(after|before|during|until|once|whenever|when|if|as soon as|at the (end|start"
+                   r"|" + _SPAN + r"|\b(next|last|this|every|each|a few|several) (day|week|month|quarter|year|sprint"
+                   r"|release|morning|night|weekend)s?\b|\b(after|before|during|until|once|whenever|when|if|as soon as|at the (end|start"
                    r"|beginning)|daily|weekly|monthly|quarterly|yearly|annually|q[1-4])\b", re.I),
         "time"),
     AnswerKind(
