@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -164,7 +165,7 @@ def test_workers_serve_share_the_log_and_the_rate_limit_and_all_swap_to_a_new_sn
         while time.time() < deadline:  # both workers up: each holds the snapshot it serves
             try:
                 _get(base + "/healthz")
-                if len([p for p in readers.iterdir() if int(p.name) != proc.pid]) >= 2:
+                if len(_held(readers, proc.pid)) >= 2:
                     break
             except (OSError, ValueError):
                 pass
@@ -185,7 +186,7 @@ def test_workers_serve_share_the_log_and_the_rate_limit_and_all_swap_to_a_new_sn
         snapshot = json.loads(done.stdout)["snapshot"]
         deadline = time.time() + 30
         while time.time() < deadline:  # every worker's own follower swaps it in
-            held = [p.read_text().split()[0] for p in readers.iterdir() if int(p.name) != proc.pid and _alive(int(p.name))]
+            held = list(_held(readers, proc.pid).values())
             if len(held) >= 2 and all(h == snapshot for h in held):
                 break
             time.sleep(0.2)
@@ -209,6 +210,20 @@ def test_workers_serve_share_the_log_and_the_rate_limit_and_all_swap_to_a_new_sn
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
         log.close()
+
+
+def _held(readers: Path, parent: int) -> dict[int, str]:
+    """pid -> the snapshot each live worker holds. A reader file is written atomically, so a
+    `.<pid>.<token>.tmp` may sit beside it, and a file may go between listing and reading it."""
+    held = {}
+    for p in readers.iterdir():
+        if not p.name.isdigit() or int(p.name) == parent or not _alive(int(p.name)):
+            continue
+        try:
+            held[int(p.name)] = p.read_text().split()[0]
+        except (FileNotFoundError, IndexError):
+            continue
+    return held
 
 
 def _alive(pid: int) -> bool:
