@@ -240,6 +240,7 @@ class GapTopic:
     low_score: int  # answered or searched, but with weak evidence
     negative_feedback: int
     comments: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # why its questions went unanswered ("the documents never mention iPad"), most often first
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ def find_gaps(
                 low_score=sum(q.low_score for q in members),
                 negative_feedback=sum(q.negative_feedback for q in members),
                 comments=tuple(c for q in members for c in q.comments),
+                reasons=tuple(r for r, _ in Counter(q.reason for q in members if q.reason).most_common()),
             )
         )
     topics.sort(key=lambda t: t.last_seen, reverse=True)

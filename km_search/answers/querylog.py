@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS queries (
     answered INTEGER,              -- 1 answered, 0 abstained, NULL for a search
     answer_kind TEXT,
     latency_ms REAL NOT NULL,
-    snapshot TEXT
+    snapshot TEXT,
+    reason TEXT                    -- why an ask abstained: what the closest passage lacks
 );
 CREATE INDEX IF NOT EXISTS queries_ts ON queries(ts);
 CREATE TABLE IF NOT EXISTS feedback (
@@ -69,6 +70,7 @@ class LoggedQuery:
     low_score: bool  # not an abstention, but found nothing or its evidence was below the gap threshold
     negative_feedback: int
     comments: tuple[str, ...]
+    reason: str | None = None  # an abstention's reason ("the documents never mention iPad")
 
 
 
@@ -83,7 +85,13 @@ class QueryLog:
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = open_shared(self.path, SCHEMA, timeout=5.0, synchronous="NORMAL")
+            conn = open_shared(self.path, SCHEMA, timeout=5.0, synchronous="NORMAL")
+            if "reason" not in {row["name"] for row in conn.execute("PRAGMA table_info(queries)")}:
+                try:  # a log written before abstentions kept their reason (December 2026)
+                    conn.execute("ALTER TABLE queries ADD COLUMN reason TEXT")
+                except sqlite3.OperationalError:  # another process added it first
+                    pass
+            self._conn = conn
         return self._conn
 
     def record(
@@ -99,6 +107,7 @@ class QueryLog:
         answered: bool | None = None,
         answer_kind: str | None = None,
         snapshot: str | None = None,
+        reason: str | None = None,
     ) -> str | None:
         """Append one query; its id, or None when the log could not be written (never raises)."""
         query_id = secrets.token_hex(8)
@@ -106,9 +115,10 @@ class QueryLog:
             with self._lock:
                 self._connect().execute(
                     "INSERT INTO queries (id, ts, kind, query, mode, results, top_score, confidence, answered,"
-                    " answer_kind, latency_ms, snapshot) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " answer_kind, latency_ms, snapshot, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (query_id, utc_now("milliseconds"), kind, query, mode, results, top_score, confidence,
-                     None if answered is None else int(answered), answer_kind, round(latency_ms, 2), snapshot),
+                     None if answered is None else int(answered), answer_kind, round(latency_ms, 2), snapshot,
+                     reason),
                 )
             return query_id
         except (sqlite3.Error, OSError) as exc:
@@ -143,7 +153,7 @@ class QueryLog:
         """
         since = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat() if days else ""
         sql = """
-            SELECT q.id, q.ts, q.kind, q.query, q.results, q.confidence, q.answered,
+            SELECT q.id, q.ts, q.kind, q.query, q.results, q.confidence, q.answered, q.reason,
                    (q.answered IS NOT 0 AND (q.results = 0 OR COALESCE(q.confidence < ?, 0))) AS low,
                    COALESCE(SUM(f.helpful = 0), 0) AS negative,
                    GROUP_CONCAT(CASE WHEN f.helpful = 0 THEN f.comment END, char(31)) AS comments
@@ -162,7 +172,7 @@ class QueryLog:
             LoggedQuery(
                 r["id"], r["ts"], r["kind"], r["query"], r["results"], r["confidence"],
                 None if r["answered"] is None else bool(r["answered"]), bool(r["low"]), int(r["negative"]),
-                tuple(c for c in (r["comments"] or "").split("\x1f") if c),
+                tuple(c for c in (r["comments"] or "").split("\x1f") if c), r["reason"],
             )
             for r in rows
         ]

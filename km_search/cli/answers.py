@@ -89,12 +89,13 @@ def gaps(
         console.print("no knowledge gaps: every logged query found good evidence")
         return
     table = Table(title="knowledge gaps", title_justify="left")
-    for column in ("count", "topic", "abstained", "low score", "not helpful", "last seen", "also asked"):
+    for column in ("count", "topic", "abstained", "low score", "not helpful", "last seen", "also asked", "missing"):
         table.add_column(column)
     for topic in report.topics:
         others = [q for q in topic.queries if q != topic.question][:3]
         table.add_row(str(topic.count), topic.question, str(topic.abstained), str(topic.low_score),
-                      str(topic.negative_feedback), topic.last_seen[:16].replace("T", " "), "\n".join(others))
+                      str(topic.negative_feedback), topic.last_seen[:16].replace("T", " "), "\n".join(others),
+                      "\n".join(topic.reasons[:2]))
     console.print(table)
 
 

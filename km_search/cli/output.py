@@ -62,5 +62,5 @@ def gaps_json(report: GapReport) -> dict[str, Any]:
         "totals": report.totals, "min_confidence": report.min_confidence, "days": report.days,
         "topics": [{"question": t.question, "count": t.count, "queries": list(t.queries), "last_seen": t.last_seen,
                     "abstained": t.abstained, "low_score": t.low_score, "negative_feedback": t.negative_feedback,
-                    "comments": list(t.comments)} for t in report.topics],
+                    "comments": list(t.comments), "reasons": list(t.reasons)} for t in report.topics],
     }

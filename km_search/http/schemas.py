@@ -234,6 +234,9 @@ class GapTopicOut(BaseModel):
     low_score: int
     negative_feedback: int
     comments: list[str]
+    reasons: list[str] = Field(default_factory=list, description="Why its questions went unanswered, most often "
+                               "first: what the closest passage lacked (\"the documents never mention iPad\", "
+                               "\"the closest passage gives no amount\").")
 
 
 class GapsOut(BaseModel):
@@ -247,7 +250,8 @@ class GapsOut(BaseModel):
         return cls(totals=report.totals, min_confidence=report.min_confidence, days=report.days,
                    topics=[GapTopicOut(question=t.question, count=t.count, queries=list(t.queries),
                                        last_seen=t.last_seen, abstained=t.abstained, low_score=t.low_score,
-                                       negative_feedback=t.negative_feedback, comments=list(t.comments))
+                                       negative_feedback=t.negative_feedback, comments=list(t.comments),
+                                       reasons=list(t.reasons))
                            for t in report.topics])
 
 

@@ -200,9 +200,10 @@ def test_threshold_metrics_and_calibration():
 # ---- gaps ------------------------------------------------------------------------------------
 
 
-def logged(query: str, ts: str, answered=False, negative=0, comments=()) -> LoggedQuery:
+def logged(query: str, ts: str, answered=False, negative=0, comments=(), reason=None) -> LoggedQuery:
     return LoggedQuery(id=ts, ts=ts, kind="ask", query=query, results=3, confidence=0.1, answered=answered,
-                       low_score=answered is not False, negative_feedback=negative, comments=tuple(comments))
+                       low_score=answered is not False, negative_feedback=negative, comments=tuple(comments),
+                       reason=reason)
 
 
 def test_cluster_groups_by_similarity_in_order():
@@ -214,8 +215,8 @@ def test_cluster_groups_by_similarity_in_order():
 
 def test_gap_topics_count_repeats_and_feedback(fake_embedder):
     queries = [
-        logged("What is the parental leave policy?", "2026-01-03"),
-        logged("parental leave policy", "2026-01-02"),
+        logged("What is the parental leave policy?", "2026-01-03", reason="the documents never mention parental"),
+        logged("parental leave policy", "2026-01-02", reason="the documents never mention parental"),
         logged("What is the parental leave policy", "2026-01-01", negative=1, comments=["nothing on this"]),
         logged("How do I expense a taxi?", "2026-01-01", answered=None),
     ]
@@ -226,6 +227,7 @@ def test_gap_topics_count_repeats_and_feedback(fake_embedder):
     first = topics[0]
     assert first.last_seen == "2026-01-03" and first.abstained == 3 and first.negative_feedback == 1
     assert first.comments == ("nothing on this",) and len(first.queries) == 2
+    assert first.reasons == ("the documents never mention parental",) and topics[1].reasons == ()
     assert topics[1].question == "How do I expense a taxi?" and topics[1].low_score == 1
 
 
@@ -235,7 +237,8 @@ def test_gap_topics_count_repeats_and_feedback(fake_embedder):
 def test_query_log_records_feedback_and_weak_queries(tmp_path):
     qlog = QueryLog(tmp_path / "idx" / "querylog.sqlite")
     good = qlog.record("search", "vpn setup", results=3, latency_ms=5.0, top_score=1.0, confidence=0.8)
-    weak = qlog.record("ask", "capital of australia", results=3, latency_ms=9.0, confidence=0.2, answered=False)
+    weak = qlog.record("ask", "capital of australia", results=3, latency_ms=9.0, confidence=0.2, answered=False,
+                       reason="the documents never mention australia")
     empty = qlog.record("search", "zzz", results=0, latency_ms=1.0, confidence=0.0)
     assert good and weak and empty and len({good, weak, empty}) == 3
     qlog.add_feedback(good, helpful=False, target="passage", source="it/vpn.md#top", comment="outdated")
@@ -246,10 +249,27 @@ def test_query_log_records_feedback_and_weak_queries(tmp_path):
     assert found["vpn setup"].negative_feedback == 1 and found["vpn setup"].comments == ("outdated",)
     assert found["vpn setup"].low_score is False and found["zzz"].low_score is True
     assert found["capital of australia"].answered is False
+    assert found["capital of australia"].reason == "the documents never mention australia"
     assert qlog.totals() == {"queries": 3, "asked": 1, "answered": 0, "abstained": 1, "feedback": 1,
                              "negative_feedback": 1}
     mode = sqlite3.connect(tmp_path / "idx" / "querylog.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_a_log_written_before_reasons_were_kept_gains_the_column(tmp_path):
+    path = tmp_path / "querylog.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("""CREATE TABLE queries (id TEXT PRIMARY KEY, ts TEXT NOT NULL, kind TEXT NOT NULL,
+        query TEXT NOT NULL, mode TEXT, results INTEGER NOT NULL, top_score REAL, confidence REAL, answered INTEGER,
+        answer_kind TEXT, latency_ms REAL NOT NULL, snapshot TEXT);
+        INSERT INTO queries VALUES ('a', '2026-11-01T00:00:00+00:00', 'ask', 'old question', NULL, 3, NULL, 0.1, 0,
+        'none', 5.0, NULL);""")
+    old.close()
+    qlog = QueryLog(path)
+    assert qlog.record("ask", "new question", results=3, latency_ms=1.0, confidence=0.1, answered=False,
+                       reason="the closest passage gives no amount")
+    found = {q.query: q.reason for q in qlog.weak_queries(min_confidence=0.5)}
+    assert found == {"old question": None, "new question": "the closest passage gives no amount"}
 
 
 def test_a_broken_log_never_fails_the_query(tmp_path):

@@ -132,6 +132,9 @@ def test_unanswered_questions_and_feedback_show_up_as_knowledge_gaps(server, wor
     assert report["totals"]["abstained"] >= 4 and report["totals"]["negative_feedback"] >= 1
     bread = [t for t in report["topics"] if "sourdough" in t["question"].lower()]
     assert len(bread) == 1 and bread[0]["count"] == 3 and bread[0]["abstained"] == 3 and len(bread[0]["queries"]) == 3
+    # what to write, not only what was asked
+    reasons = bread[0]["reasons"]
+    assert reasons and all(r.startswith("the documents never mention") and "sourdough" in r for r in reasons)
     assert any("FIFA" in t["question"] for t in report["topics"])
     assert any("need the US numbers" in t["comments"] for t in report["topics"])
     assert (root / "indexes" / "example" / "querylog.sqlite").exists()
