@@ -213,6 +213,7 @@ class Answer:
     kind: str = "extractive"
     note: str | None = None
     missing_terms: tuple[str, ...] = ()  # the question's specific terms the quoted passage lacks (answers/terms.py)
+    reason: str | None = None  # why it abstained, when known: "the closest passage gives no amount"
 
     @property
     def answered(self) -> bool:

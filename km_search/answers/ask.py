@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from km_search.answers.extractive import (
     AnswerParams,
-    abstention_reason,
     extract_answer,
     passage_evidence,
     rarity_weights,
@@ -164,7 +163,7 @@ class QuestionAnswering:
                 "ask", query, results=len(hits), latency_ms=took, mode=mode,
                 top_score=hits[0].score if hits else None, confidence=answer.confidence, answered=answer.answered,
                 answer_kind=answer.kind, snapshot=self._snapshot_id(),
-                reason=None if answer.answered else abstention_reason(answer.note),
+                reason=answer.reason,
             )
         return AskResult(query, answer, tuple(hits), took, query_id)
 

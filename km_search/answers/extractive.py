@@ -41,9 +41,6 @@ _AUXILIARIES = frozenset(
     "am is are was were do does did can could will would shall should must may might has have had".split()
 )
 _NOT_CONFIDENT, _SEE_HITS = "No passage answers this question confidently", "; the closest passages are listed in hits."
-ABSTAIN_NOTE = _NOT_CONFIDENT + _SEE_HITS
-MISSING_NOTE = _NOT_CONFIDENT + ": {where} {terms}" + _SEE_HITS
-KIND_NOTE = _NOT_CONFIDENT + ": the closest passage gives no {phrase}" + _SEE_HITS
 
 
 @dataclass(frozen=True)
@@ -541,19 +538,19 @@ def extract_answer(
         passage_similarity = max((h.dense_score for h in top if h.dense_score is not None), default=0.0)
     confidence = answer_confidence(max(s.semantic for s in sentences), passage_similarity, coverage(hit.text, weights))
     missing: tuple[str, ...] = ()
-    note = ABSTAIN_NOTE
+    reason = None
     if frequencies is not None:
         evidence = term_evidence(question, (hit.text, hit.title, *hit.heading_path), frequencies[0], frequencies[1],
                                  list(weights))
         confidence = round(max(0.0, confidence - term_penalty(evidence)), 4)
         missing = evidence.missing
-        note = missing_note(evidence.unseen + evidence.unseen_words, evidence.absent) or note
+        reason = missing_reason(evidence.unseen + evidence.unseen_words, evidence.absent)
     kind = lacking_kind(question, hit.text[start:end])
     if kind is not None:
         confidence = round(max(0.0, confidence - KIND_PENALTY), 4)
-        note = note if missing else KIND_NOTE.format(phrase=kind.phrase)
+        reason = reason or f"the closest passage gives no {kind.phrase}"
     if confidence < params.threshold:
-        return Answer(None, confidence, kind="none", note=note, missing_terms=missing)
+        return Answer(None, confidence, kind="none", note=abstain_note(reason), missing_terms=missing, reason=reason)
     citation = Citation(best.hit + 1, hit.chunk_id, hit.source_at(start), hit.title, hit.text[start:end], start, end,
                         hit.doc_id)
     return Answer(hit.text[start:end], confidence, (citation,), kind="extractive", missing_terms=missing)
@@ -568,20 +565,18 @@ def lacking_kind(question: str, quote: str) -> AnswerKind | None:
     return None if is_yes_no_question(question) and quote.lower().startswith(("yes", "no")) else kind
 
 
-def abstention_reason(note: str | None) -> str | None:
-    """What an abstention's note names as missing ("the documents never mention Denver"), or None."""
-    if not note or not note.startswith(_NOT_CONFIDENT + ": "):
-        return None
-    return note[len(_NOT_CONFIDENT) + 2:].removesuffix(_SEE_HITS)
-
-
-def missing_note(unseen: Sequence[str], absent: Sequence[str]) -> str | None:
-    """The abstention's note naming what the documents lack, or None when nothing is missing."""
+def missing_reason(unseen: Sequence[str], absent: Sequence[str]) -> str | None:
+    """What the documents lack of the question's terms ("the documents never mention Denver"), or None."""
     if unseen:
-        return MISSING_NOTE.format(where="the documents never mention", terms=", ".join(unseen))
+        return f"the documents never mention {', '.join(unseen)}"
     if absent:
-        return MISSING_NOTE.format(where="the closest passage does not mention", terms=", ".join(absent))
+        return f"the closest passage does not mention {', '.join(absent)}"
     return None
+
+
+def abstain_note(reason: str | None) -> str:
+    """An abstention's note, naming what is missing when that is known."""
+    return f"{_NOT_CONFIDENT}{': ' + reason if reason else ''}{_SEE_HITS}"
 
 
 def answer_confidence(sentence_similarity: float, passage_similarity: float, passage_coverage: float) -> float:

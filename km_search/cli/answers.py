@@ -48,9 +48,7 @@ def ask(
         for c in answer.citations:
             console.print(f"  [{c.ref}] [cyan]{c.source}[/]  {c.title}", highlight=False)
     else:
-        from km_search.answers.extractive import abstention_reason
-
-        reason = abstention_reason(answer.note)
+        reason = answer.reason
         console.print(f"[yellow]No confident answer in the documents{': ' + reason if reason else ''}.[/] "
                       "Closest passages:", highlight=False)
         for rank, hit in enumerate(result.hits, start=1):

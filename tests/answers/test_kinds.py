@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from km_search.answers.extractive import (
-    ABSTAIN_NOTE, AnswerParams, abstention_reason, extract_answer, lacking_kind, missing_note, passage_evidence,
+    AnswerParams, abstain_note, extract_answer, lacking_kind, missing_reason, passage_evidence,
 )
 from km_search.answers.kinds import KIND_PENALTY, expected_kind, gives
 from km_search.types import Hit
@@ -104,9 +104,12 @@ def test_the_search_evidence_in_the_query_log_takes_the_same_check():
     assert vague == pytest.approx(stated - KIND_PENALTY, abs=1e-4)
 
 
-def test_an_abstentions_reason_is_read_back_from_its_note():
-    assert abstention_reason(missing_note(["Denver"], [])) == "the documents never mention Denver"
-    assert abstention_reason(ABSTAIN_NOTE) is None and abstention_reason(None) is None
+def test_an_abstention_says_what_is_missing_in_its_reason_and_its_note():
+    assert missing_reason(["Denver"], []) == "the documents never mention Denver" and missing_reason([], []) is None
+    assert abstain_note(None) == "No passage answers this question confidently; the closest passages are listed in hits."
     vague = extract_answer("How much is the stipend?", [_hit("The stipend is paid with your salary.")], _encode,
                            {"stipend": 3.0}, AnswerParams(threshold=0.9))
-    assert abstention_reason(vague.note) == "the closest passage gives no amount"
+    assert vague.reason == "the closest passage gives no amount" and vague.note == abstain_note(vague.reason)
+    stated = extract_answer("How much is the stipend?", [_hit("The stipend is 50 dollars.")], _encode,
+                            {"stipend": 3.0}, AnswerParams(threshold=0.1))
+    assert stated.answered and stated.reason is None
